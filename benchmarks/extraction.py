@@ -1,0 +1,101 @@
+"""Extraction throughput side by side: encoder alone, the extract pipeline, a naive loop."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.data.clips import sample_video
+from pipeline.data.decode import decode_video
+from pipeline.data.manifest import read_manifest
+from pipeline.encoders.registry import load_encoder
+from pipeline.extract import ExtractConfig, extract
+from pipeline.extract.plan import WINDOWED_KINDS, sampling_for
+
+
+def _clips_in_memory(manifest_path: Path, encoder: Any, config: ExtractConfig) -> torch.Tensor:
+    manifest = read_manifest(manifest_path)
+    sampling = sampling_for(encoder, config)
+    kinds = manifest.table.column("kind").to_pylist()
+    ids = manifest.table.column("video_id").to_pylist()
+    parts = []
+    for path, kind, video_id in zip(manifest.video_paths(), kinds, ids, strict=True):
+        sampled = sample_video(
+            decode_video(path), sampling, video_key=video_id, with_windows=kind in WINDOWED_KINDS
+        )
+        parts += [sampled.clips, sampled.static.contiguous(), sampled.windows]
+    return torch.cat([p for p in parts if len(p)])
+
+
+def encoder_alone(encoder: Any, clips: torch.Tensor, batch_size: int) -> float:
+    """Clips/s of the encoder on clips already decoded and preprocessed in memory: the limit."""
+    started = time.perf_counter()
+    for start in range(0, len(clips), batch_size):
+        encoder.encode(clips[start : start + batch_size])
+    return len(clips) / (time.perf_counter() - started)
+
+
+def pipeline_run(manifest: Path, encoder_dir: str, config: ExtractConfig) -> tuple[float, int]:
+    """Clips/s of the whole extract pipeline (decode, sample, encode, write) into a new store."""
+    out = Path(tempfile.mkdtemp()) / "raw.zarr"
+    try:
+        result = extract(manifest, encoder_dir, out, config)
+        return result.clips_encoded / result.seconds, result.clips_encoded
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
+def naive_loop(manifest_path: Path, encoder: Any, config: ExtractConfig) -> float:
+    """Clips/s as reference scripts do it: decode a video, one clip per forward, one file each."""
+    manifest = read_manifest(manifest_path)
+    sampling = sampling_for(encoder, config)
+    kinds = manifest.table.column("kind").to_pylist()
+    ids = manifest.table.column("video_id").to_pylist()
+    out = Path(tempfile.mkdtemp())
+    clips = 0
+    started = time.perf_counter()
+    try:
+        for path, kind, video_id in zip(manifest.video_paths(), kinds, ids, strict=True):
+            sampled = sample_video(
+                decode_video(path), sampling, video_key=video_id,
+                with_windows=kind in WINDOWED_KINDS,
+            )  # fmt: skip
+            rows = []
+            for group in (sampled.clips, sampled.static, sampled.windows):
+                for clip in group:
+                    rows.append(encoder.encode(clip[None].contiguous())[0].numpy())
+            np.save(out / f"{video_id}.npy", np.stack(rows))
+            clips += len(rows)
+        return clips / (time.perf_counter() - started)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def run(manifest: Path, encoder_dir: str, repetitions: int = 3) -> dict[str, Any]:
+    """Median clips/s of each variant over `repetitions`, measured alternately in one process."""
+    config = ExtractConfig(splits=None)
+    encoder = load_encoder(encoder_dir, device="auto")
+    clips = _clips_in_memory(manifest, encoder, config)
+    alone, whole, naive = [], [], []
+    for _ in range(repetitions):
+        alone.append(encoder_alone(encoder, clips, config.batch_size))
+        whole.append(pipeline_run(manifest, encoder_dir, config)[0])
+        naive.append(naive_loop(manifest, encoder, config))
+    result = {
+        "clips": len(clips),
+        "encoder_alone_clips_per_s": statistics.median(alone),
+        "pipeline_clips_per_s": statistics.median(whole),
+        "naive_clips_per_s": statistics.median(naive),
+    }
+    result["extract_vs_encoder"] = (
+        result["pipeline_clips_per_s"] / result["encoder_alone_clips_per_s"]
+    )
+    result["extract_vs_naive"] = result["pipeline_clips_per_s"] / result["naive_clips_per_s"]
+    return result

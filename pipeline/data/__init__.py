@@ -1,0 +1,1 @@
+"""Data layer: manifests, the synthetic benchmark, decoding and clip sampling."""

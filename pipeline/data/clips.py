@@ -1,0 +1,324 @@
+"""Clip sampling: the frames of clips, static clips and windows of a video, and preprocessing.
+
+Everything here works on a whole decoded video at once: frames are gathered with index arrays and
+each needed frame is resized once in a single batched call, never in a Python loop per frame.
+Output layout: float32 [batch, T, 3, size, size], what transformers' VideoMAE takes as
+``pixel_values``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.errors import ConfigError, VideoTooShortError
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+STATIC_ASPECT: tuple[float, float] = (3 / 4, 4 / 3)
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """How a video is cut into clips, static clips and windows, and how frames are normalised."""
+
+    frames_per_clip: int = 16
+    """Frames in one clip (T)."""
+    frame_stride: int = 1
+    """Distance between consecutive frames of a clip; a clip spans (T - 1) * stride + 1 frames."""
+    clips_per_video: int = 5
+    """Normal clips per video (K), evenly spaced, first at frame 0, last flush with the end."""
+    static_clips: int = 10
+    """Static clips per video (S): one frame each, repeated T times; 0 disables them."""
+    size: int = 64
+    """Output height and width in pixels (short side resized to it, then centre crop)."""
+    window_stride: int = 8
+    """Frames between the starts of consecutive sliding windows (untrimmed / anomaly videos)."""
+    seed: int = 0
+    """Seeds the static-clip augmentation together with each video's key."""
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    """Per-channel mean (RGB, on the 0..1 scale) subtracted after resizing."""
+    std: tuple[float, float, float] = IMAGENET_STD
+    """Per-channel standard deviation (RGB, on the 0..1 scale) divided by after the mean."""
+    static_crop_scale: tuple[float, float] = (0.8, 1.0)
+    """Range of the area fraction of the random resized crop applied to static frames."""
+    static_flip: bool = True
+    """Flip static frames horizontally with probability 0.5."""
+
+    def __post_init__(self) -> None:
+        for name in ("frames_per_clip", "frame_stride", "clips_per_video", "size", "window_stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ConfigError(f"sampling.{name} must be a positive integer, got {value!r}")
+        if (
+            isinstance(self.static_clips, bool)
+            or not isinstance(self.static_clips, int | np.integer)
+            or self.static_clips < 0
+        ):
+            raise ConfigError(f"sampling.static_clips must be >= 0, got {self.static_clips!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
+            raise ConfigError(f"sampling.seed must be an integer, got {self.seed!r}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            try:
+                value = tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"sampling.{name} must be 3 numbers, got {value!r}") from None
+            if len(value) != 3 or not all(math.isfinite(v) for v in value):
+                raise ConfigError(f"sampling.{name} must be 3 finite numbers, got {value!r}")
+            object.__setattr__(self, name, value)
+        if min(self.std) <= 0:
+            raise ConfigError(f"sampling.std must be positive, got {self.std!r}")
+        try:
+            lo, hi = (float(v) for v in self.static_crop_scale)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"sampling.static_crop_scale must be (low, high), got {self.static_crop_scale!r}"
+            ) from None
+        if not 0 < lo <= hi <= 1:
+            raise ConfigError(
+                f"sampling.static_crop_scale must satisfy 0 < low <= high <= 1, got {(lo, hi)}"
+            )
+        object.__setattr__(self, "static_crop_scale", (lo, hi))
+        object.__setattr__(self, "static_flip", bool(self.static_flip))
+
+    @property
+    def clip_span(self) -> int:
+        """Frames covered by one clip from its first to its last frame."""
+        return (self.frames_per_clip - 1) * self.frame_stride + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (tuples become lists), e.g. for store attributes."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClipSampling:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown sampling field(s): {', '.join(unknown)}")
+        for key in ("mean", "std", "static_crop_scale"):
+            if key in known and isinstance(known[key], list):
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class VideoClips:
+    """Everything the encoder needs from one video, as float32 [batch, T, 3, size, size] tensors."""
+
+    clips: torch.Tensor
+    """Normal clips [K, T, 3, S, S]."""
+    clip_starts: np.ndarray
+    """First frame of each normal clip [K] (int64)."""
+    static: torch.Tensor
+    """Static clips [S_static, T, 3, S, S]: each an augmented frame repeated T times. An expanded
+    view (the T copies share memory): read it, batch it, move it; don't write into it."""
+    static_frames: np.ndarray
+    """Frame index of each static clip [S_static] (int64)."""
+    windows: torch.Tensor
+    """Sliding windows [W, T, 3, S, S]; W = 0 when windows were not asked for."""
+    window_starts: np.ndarray
+    """First frame of each window [W] (int64)."""
+    num_frames: int
+    """Frames in the decoded video."""
+
+
+def clip_starts(num_frames: int, s: ClipSampling, *, video_key: str = "<video>") -> np.ndarray:
+    """``s.clips_per_video`` evenly spaced clip starts: first 0, last ``num_frames - span``.
+
+    Starts are rounded to whole frames and may repeat when the video is barely longer than a
+    clip (overlap allowed). With one clip per video it is centred. Raises VideoTooShortError
+    when the video is shorter than one clip.
+    """
+    last = _last_start(num_frames, s, video_key)
+    k = s.clips_per_video
+    if k == 1:
+        return np.array([last // 2], dtype=np.int64)
+    i = np.arange(k, dtype=np.int64)
+    # round(i * last / (k - 1)) in exact integer arithmetic
+    return (2 * i * last + (k - 1)) // (2 * (k - 1))
+
+
+def static_frame_indices(num_frames: int, s: ClipSampling) -> np.ndarray:
+    """``s.static_clips`` evenly spaced frames: the centres of S equal parts of the video.
+
+    Centres rather than the ends avoid first and last frames (fades, black frames). A video
+    with fewer frames than S repeats frames.
+    """
+    if s.static_clips == 0:
+        return np.zeros(0, dtype=np.int64)
+    if num_frames < 1:
+        raise VideoTooShortError("<video>", f"{num_frames} frames")
+    i = np.arange(s.static_clips, dtype=np.int64)
+    return ((2 * i + 1) * num_frames) // (2 * s.static_clips)
+
+
+def window_starts(num_frames: int, s: ClipSampling, *, video_key: str = "<video>") -> np.ndarray:
+    """Sliding window starts 0, stride, 2*stride, ... plus one flush with the end if needed."""
+    last = _last_start(num_frames, s, video_key)
+    starts = np.arange(0, last + 1, s.window_stride, dtype=np.int64)
+    if starts[-1] != last:
+        starts = np.append(starts, np.int64(last))
+    return starts
+
+
+def preprocess(frames: np.ndarray | torch.Tensor, s: ClipSampling | None = None) -> torch.Tensor:
+    """uint8 RGB [..., T, H, W, 3] -> normalised float32 [..., T, 3, size, size].
+
+    Centre crop of the largest square, resized with antialiased bilinear interpolation to
+    size x size: the same as resizing the short side to ``size`` and centre-cropping, up to a
+    sub-pixel shift of the crop, but it converts far fewer pixels. Resizing runs on uint8
+    (torch's fast antialias kernel; rounding error <= 1 grey level), normalising in float32.
+    """
+    s = s or ClipSampling()
+    x = torch.as_tensor(frames)
+    if x.dtype != torch.uint8 or x.ndim < 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames [..., T, H, W, 3], got {x.dtype} {tuple(x.shape)}")
+    lead = x.shape[:-3]
+    flat = x.reshape(-1, *x.shape[-3:])
+    out = _resize_square(flat, s.size)
+    return _normalise(out, s).reshape(*lead, 3, s.size, s.size)
+
+
+def sample_video(
+    frames: np.ndarray | torch.Tensor,
+    sampling: ClipSampling,
+    *,
+    video_key: str,
+    with_windows: bool,
+) -> VideoClips:
+    """Cut a decoded video (uint8 [N, H, W, 3]) into normal clips, static clips and windows.
+
+    Every frame used by a clip or window is preprocessed exactly once; clips and windows are
+    then gathered from those frames. Static clips get a random resized crop and flip drawn
+    from a generator seeded by ``(sampling.seed, video_key)`` through SHA-256, so they are the
+    same in every process and whatever order videos are processed in.
+    Raises VideoTooShortError (with ``video_key`` as the path) when N is less than one clip.
+    """
+    x = torch.as_tensor(frames)
+    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames [N, H, W, 3], got {x.dtype} {tuple(x.shape)}")
+    n = int(x.shape[0])
+    s = sampling
+    offsets = np.arange(s.frames_per_clip, dtype=np.int64) * s.frame_stride
+    c_starts = clip_starts(n, s, video_key=video_key)
+    w_starts = (
+        window_starts(n, s, video_key=video_key) if with_windows else np.zeros(0, dtype=np.int64)
+    )
+    c_idx = c_starts[:, None] + offsets  # [K, T]
+    w_idx = w_starts[:, None] + offsets  # [W, T]
+    needed, inverse = np.unique(np.concatenate([c_idx.ravel(), w_idx.ravel()]), return_inverse=True)
+    processed = _normalise(_resize_square(x[torch.from_numpy(needed)], s.size), s)  # [U, 3, S, S]
+    gather = torch.from_numpy(inverse)
+    shape = (s.frames_per_clip, 3, s.size, s.size)
+    clips = processed[gather[: c_idx.size]].reshape(len(c_starts), *shape)
+    windows = processed[gather[c_idx.size :]].reshape(len(w_starts), *shape)
+
+    s_idx = static_frame_indices(n, s)
+    static_frames = _static_frames(x[torch.from_numpy(s_idx)], s, video_key)  # [S, 3, size, size]
+    static = static_frames[:, None].expand(len(s_idx), *shape)
+    return VideoClips(
+        clips=clips,
+        clip_starts=c_starts,
+        static=static,
+        static_frames=s_idx,
+        windows=windows,
+        window_starts=w_starts,
+        num_frames=n,
+    )
+
+
+def stable_seed(*parts: object) -> int:
+    """A 64-bit seed from values, identical across processes (unlike Python's ``hash``)."""
+    digest = hashlib.sha256("\0".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _last_start(num_frames: int, s: ClipSampling, video_key: str) -> int:
+    last = int(num_frames) - s.clip_span
+    if last < 0:
+        raise VideoTooShortError(
+            video_key,
+            f"{num_frames} frames, a clip needs {s.clip_span} "
+            f"({s.frames_per_clip} frames, stride {s.frame_stride})",
+        )
+    return last
+
+
+def _resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 [N, H, W, 3] -> uint8 [N, 3, size, size]: centre square, antialiased resize."""
+    h, w = int(x.shape[1]), int(x.shape[2])
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = x[:, top : top + side, left : left + side].permute(0, 3, 1, 2)  # channels-last view
+    if side == size:
+        return x
+    return _resize(x, (size, size))
+
+
+def _resize(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of uint8 [N, 3, H, W]; empty batches pass through."""
+    if x.shape[0] == 0:
+        return x.new_empty((0, x.shape[1], *hw))
+    return F.interpolate(x, size=hw, mode="bilinear", antialias=True, align_corners=False)
+
+
+def _normalise(x: torch.Tensor, s: ClipSampling) -> torch.Tensor:
+    """uint8 [N, 3, H, W] -> float32 (x / 255 - mean) / std, contiguous."""
+    scale = torch.tensor([1 / (255 * v) for v in s.std], dtype=torch.float32).view(1, 3, 1, 1)
+    shift = torch.tensor([m / v for m, v in zip(s.mean, s.std, strict=True)]).view(1, 3, 1, 1)
+    return (x.float() * scale - shift.float()).contiguous()
+
+
+def _static_frames(x: torch.Tensor, s: ClipSampling, video_key: str) -> torch.Tensor:
+    """uint8 [S, H, W, 3] -> float32 [S, 3, size, size] after a seeded random resized crop + flip.
+
+    The frames are first resized (antialiased, aspect kept) so the short side is ``size``; the
+    crop is then sampled with bilinear ``grid_sample`` at a scale near 1, where no antialiasing
+    is needed, all frames in one call. The crop takes ``static_crop_scale`` of the frame's area
+    with an aspect ratio in [3/4, 4/3] (log-uniform), clipped to the frame, at a uniformly random
+    position, like torchvision's RandomResizedCrop but without its rejection loop.
+    """
+    n = int(x.shape[0])
+    h, w = int(x.shape[1]), int(x.shape[2])
+    rng = np.random.default_rng(stable_seed("static", s.seed, video_key))
+    area = rng.uniform(*s.static_crop_scale, size=n)
+    log_r = rng.uniform(math.log(STATIC_ASPECT[0]), math.log(STATIC_ASPECT[1]), size=n)
+    pos = rng.uniform(0.0, 1.0, size=(n, 2))
+    flip = rng.uniform(0.0, 1.0, size=n) < 0.5
+    if n == 0:
+        return torch.empty((0, 3, s.size, s.size), dtype=torch.float32)
+
+    frames = x.permute(0, 3, 1, 2)
+    if min(h, w) > s.size:
+        scale = s.size / min(h, w)
+        frames = _resize(frames, (max(1, round(h * scale)), max(1, round(w * scale))))
+    frames = _normalise(frames, s)
+
+    # Crop box as fractions of the frame: width fw, height fh, with fw * fh * w * h = area * w * h
+    # and (fw * w) / (fh * h) = r.
+    ratio = np.exp(log_r)
+    fw = np.minimum(np.sqrt(area * ratio * h / w), 1.0)
+    fh = np.minimum(np.sqrt(area / ratio * w / h), 1.0)
+    cx = (pos[:, 0] * (1 - fw) + fw / 2) * 2 - 1  # centre in [-1, 1] grid coordinates
+    cy = (pos[:, 1] * (1 - fh) + fh / 2) * 2 - 1
+    sign = np.where(flip & s.static_flip, -1.0, 1.0)
+    theta = np.zeros((n, 2, 3), dtype=np.float32)
+    theta[:, 0, 0] = fw * sign
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = fh
+    theta[:, 1, 2] = cy
+    grid = F.affine_grid(torch.from_numpy(theta), [n, 3, s.size, s.size], align_corners=False)
+    return F.grid_sample(
+        frames, grid, mode="bilinear", padding_mode="border", align_corners=False
+    ).contiguous()

@@ -1,0 +1,60 @@
+"""Batching clips of many videos into full encoder batches and routing embeddings back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+
+class ClipBatcher:
+    """Collects clip tensors from many videos, encodes them in batches of `batch_size`.
+
+    Each `add` names the numpy rows the embeddings belong in; they are filled when the batch that
+    holds them is encoded (at the latest on `flush`). Batching across videos keeps the encoder's
+    batch full even when a video has fewer clips than a batch.
+    """
+
+    def __init__(self, encode: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> None:
+        self._encode = encode
+        self._batch_size = batch_size
+        self._pending: list[tuple[torch.Tensor, np.ndarray]] = []
+        self._pending_clips = 0
+        self.clips_encoded = 0
+
+    def add(self, clips: torch.Tensor, target: np.ndarray) -> None:
+        """Queue `clips` [n, T, 3, H, W]; their embeddings go to `target` [n, D] (a view)."""
+        if len(clips) == 0:
+            return
+        self._pending.append((clips, target))
+        self._pending_clips += len(clips)
+        while self._pending_clips >= self._batch_size:
+            self._encode_batch(self._batch_size)
+
+    def flush(self) -> None:
+        while self._pending_clips:
+            self._encode_batch(self._pending_clips)
+
+    def _encode_batch(self, size: int) -> None:
+        parts: list[torch.Tensor] = []
+        routes: list[tuple[np.ndarray, int, int]] = []
+        taken = 0
+        while taken < size:
+            clips, target = self._pending[0]
+            take = min(len(clips), size - taken)
+            parts.append(clips[:take])
+            routes.append((target, 0, take))
+            if take == len(clips):
+                self._pending.pop(0)
+            else:
+                self._pending[0] = (clips[take:], target[take:])
+            taken += take
+        batch = parts[0] if len(parts) == 1 else torch.cat(parts)
+        embeddings = self._encode(batch).numpy()
+        row = 0
+        for target, start, stop in routes:
+            target[start:stop] = embeddings[row : row + stop - start]
+            row += stop - start
+        self._pending_clips -= size
+        self.clips_encoded += size

@@ -1,0 +1,295 @@
+"""extract(): decode, sample and encode every video once into a resumable raw feature store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.data.clips import ClipSampling, sample_video
+from pipeline.data.decode import decode_video
+from pipeline.data.manifest import Manifest, read_manifest
+from pipeline.data.prefetch import run_ahead
+from pipeline.encoders.registry import VideoEncoder, load_encoder
+from pipeline.encoders.tiny import resolve_encoder_source
+from pipeline.errors import AnonStoreError, StoreError, VideoError
+from pipeline.extract.batching import ClipBatcher
+from pipeline.extract.config import ExtractConfig
+from pipeline.extract.plan import (
+    WINDOWED_KINDS,
+    ExtractionPlan,
+    plan_extraction,
+    sampling_for,
+    sampling_json,
+)
+from pipeline.store.location import StoreLocation
+from pipeline.store.writer import (
+    ShardResult,
+    StoreCodecs,
+    base_attrs,
+    commit_shard,
+    create_store,
+    finalize_store,
+    read_attrs,
+    shard_committed,
+)
+from store_schema import VIDEO_FAILED, VIDEO_OK
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractProgress:
+    """A progress report, sent after every video."""
+
+    videos_done: int
+    videos_total: int
+    clips_done: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """What an extract call did."""
+
+    output: str
+    action: str
+    """created | resumed | unchanged (already complete with the same settings)."""
+    videos: int
+    failed: int
+    clips_encoded: int
+    seconds: float
+    store_id: str
+
+
+ProgressFn = Callable[[ExtractProgress], None]
+
+
+def existing_state_of(location: StoreLocation, fingerprint: str, overwrite: bool) -> str:
+    """new | resume | complete | recreate; refuse anything that is not our raw store."""
+    if not location.exists():
+        return "new"
+    try:
+        group = location.open_group("r")
+        meta = read_attrs(group)
+    except Exception:
+        meta = None
+    if meta is None:
+        raise StoreError(
+            f"{location} exists and is not an anon-store store: refusing to touch it "
+            "(choose another --output)"
+        )
+    if meta.get("kind") != "raw":
+        raise StoreError(f"{location} holds a {meta.get('kind')} store, not a raw store")
+    if meta.get("status") == "creating":
+        return "recreate"
+    if meta.get("fingerprint") != fingerprint:
+        if overwrite:
+            return "recreate"
+        raise StoreError(
+            f"{location} was extracted with a different manifest, encoder or sampling: "
+            "pass --overwrite to replace it"
+        )
+    return "complete" if meta.get("status") == "complete" else "resume"
+
+
+def raw_store_meta(
+    plan: ExtractionPlan, manifest: Manifest, encoder: VideoEncoder, sampling: ClipSampling
+) -> dict[str, Any]:
+    info = manifest.info
+    meta = base_attrs("raw", plan.fingerprint, provenance="extracted")
+    meta.update(
+        encoder=dict(encoder.identity),
+        sampling=sampling_json(sampling),
+        dataset={
+            "name": info.name,
+            "manifest_sha256": manifest.sha256,
+            "actions": list(info.actions),
+            "anomaly_types": list(info.anomaly_types),
+            "attributes": {
+                name: {"values": list(attr.values), "role": attr.role}
+                for name, attr in info.attributes.items()
+            },
+            "splits": list(plan.splits),
+        },
+    )
+    return meta
+
+
+class ShardEncoder:
+    """Decodes, samples and encodes the videos of one shard into a ShardResult."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        plan: ExtractionPlan,
+        encoder: VideoEncoder,
+        sampling: ClipSampling,
+        config: ExtractConfig,
+    ) -> None:
+        self.plan = plan
+        self.sampling = sampling
+        self.config = config
+        self.batcher = ClipBatcher(encoder.encode, config.batch_size)
+        self.paths = manifest.video_paths()
+        self.video_ids = manifest.table.column("video_id").to_pylist()
+
+    def _load(self, video: int) -> Any:
+        row = int(self.plan.rows[video])
+        kind = str(self.plan.tables["kind"][video])
+        expected = int(self.plan.tables["num_frames"][video])
+        try:
+            frames = decode_video(
+                self.paths[row], expected_frames=expected if expected > 0 else None
+            )
+            if expected > 0:
+                frames = frames[:expected]
+            return sample_video(
+                frames,
+                self.sampling,
+                video_key=str(self.video_ids[row]),
+                with_windows=kind in WINDOWED_KINDS,
+            )
+        except VideoError as error:
+            return error
+
+    def run(self, shard: int, on_video: Callable[[bool], None]) -> ShardResult:
+        layout = self.plan.layout
+        videos = layout.shard_videos(shard)
+        windows = layout.shard_windows(shard)
+        n, dim = len(videos), layout.feature_dim
+        clip_features = np.full((n, layout.clips_per_video, dim), np.nan, dtype=np.float32)
+        static_features = np.full((n, layout.static_clips, dim), np.nan, dtype=np.float32)
+        window_features = np.full((len(windows), dim), np.nan, dtype=np.float32)
+        clip_start = np.full((n, layout.clips_per_video), -1, dtype=np.int32)
+        static_frame = np.full((n, layout.static_clips), -1, dtype=np.int32)
+        status = np.full(n, VIDEO_OK, dtype=np.int8)
+        reasons = np.array([""] * n, dtype=object)
+        for video, sampled in run_ahead(self._load, videos, workers=self.config.workers):
+            i = video - videos.start
+            if isinstance(sampled, VideoError):
+                status[i], reasons[i] = VIDEO_FAILED, f"{sampled.reason}: {sampled.detail}"
+                log.warning("video %s failed: %s", self.video_ids[self.plan.rows[video]], sampled)
+                on_video(False)
+                continue
+            expected_windows = int(layout.window_count[video])
+            if len(sampled.windows) != expected_windows:
+                status[i] = VIDEO_FAILED
+                reasons[i] = (
+                    f"truncated: {len(sampled.windows)} windows, {expected_windows} planned"
+                )
+                on_video(False)
+                continue
+            clip_start[i] = sampled.clip_starts
+            static_frame[i] = sampled.static_frames
+            self.batcher.add(sampled.clips, clip_features[i])
+            self.batcher.add(sampled.static, static_features[i])
+            offset = int(layout.window_offset[video]) - windows.start
+            self.batcher.add(sampled.windows, window_features[offset : offset + expected_windows])
+            on_video(True)
+        self.batcher.flush()
+        return ShardResult(
+            shard=shard,
+            clip_features=clip_features,
+            clip_start=clip_start,
+            static_features=static_features,
+            static_frame=static_frame,
+            window_features=window_features,
+            status=status,
+            failure_reason=reasons,
+        )
+
+
+def extract(
+    manifest: str | Path,
+    encoder: str,
+    output: str | Path,
+    config: ExtractConfig | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    storage_options: dict | None = None,
+) -> ExtractResult:
+    """Encode every clip of the manifest's videos once into the raw store at `output`.
+
+    Resumable: shards already committed are kept, so a rerun after a crash does only what is left.
+    Re-running on a complete store with the same settings does nothing.
+    """
+    config = config or ExtractConfig()
+    started = time.perf_counter()
+    location = StoreLocation.parse(output, storage_options)
+    loaded_manifest = read_manifest(manifest)
+    model = load_encoder(
+        resolve_encoder_source(encoder), device=config.device, precision=config.precision
+    )
+    sampling = sampling_for(model, config)
+    plan = plan_extraction(loaded_manifest, sampling, model.hidden_size, model.identity, config)
+    state = existing_state_of(location, plan.fingerprint, config.overwrite)
+    if state == "complete":
+        meta = read_attrs(location.open_group("r")) or {}
+        log.info("%s is already complete with the same settings: nothing to do", location)
+        return ExtractResult(
+            str(location), "unchanged", len(plan.rows), 0, 0, 0.0, meta["store_id"]
+        )
+    if state in ("new", "recreate"):
+        if state == "recreate":
+            location.remove()
+        meta = raw_store_meta(plan, loaded_manifest, model, sampling)
+        codecs = StoreCodecs(feature_compression=config.feature_compression)
+        group = create_store(location, meta, plan.layout, plan.tables, codecs)
+    else:
+        group = location.open_group("r+")
+    done = shard_committed(group, plan.layout)
+    todo = [shard for shard in range(plan.layout.num_shards) if not done[shard]]
+    skipped = sum(
+        len(plan.layout.shard_videos(s)) for s in range(plan.layout.num_shards) if done[s]
+    )
+    log.info(
+        "extracting %d videos in %d shards into %s (%d already committed)",
+        len(plan.rows) - skipped,
+        len(todo),
+        location,
+        skipped,
+    )
+    shard_encoder = ShardEncoder(loaded_manifest, plan, model, sampling, config)
+    counts = {"done": skipped, "failed": 0}
+
+    def on_video(ok: bool) -> None:
+        counts["done"] += 1
+        counts["failed"] += 0 if ok else 1
+        if progress is not None:
+            progress(
+                ExtractProgress(
+                    counts["done"],
+                    len(plan.rows),
+                    shard_encoder.batcher.clips_encoded,
+                    counts["failed"],
+                )
+            )
+
+    for shard in todo:
+        result = shard_encoder.run(shard, on_video)
+        commit_shard(group, plan.layout, result)
+        log.info("committed shard %d/%d", shard + 1, plan.layout.num_shards)
+    status = np.asarray(group["status"][:])
+    failed = int((status == VIDEO_FAILED).sum())
+    meta = read_attrs(group) or {}
+    if failed == len(status):
+        raise AnonStoreError(
+            f"all {failed} videos failed to decode (reasons are in {location}/failure_reason); "
+            "the store is left incomplete"
+        )
+    finalize_store(location, group, num_failed=failed)
+    return ExtractResult(
+        output=str(location),
+        action="created" if state in ("new", "recreate") else "resumed",
+        videos=len(plan.rows),
+        failed=failed,
+        clips_encoded=shard_encoder.batcher.clips_encoded,
+        seconds=time.perf_counter() - started,
+        store_id=str(meta.get("store_id")),
+    )

@@ -1,0 +1,1 @@
+"""Orchestration support: a local Prefect server, the deployments list, shard-level extraction."""

@@ -1,0 +1,1 @@
+"""Zarr feature stores: creation, resumable writes, reading."""

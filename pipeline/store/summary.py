@@ -1,0 +1,66 @@
+"""A JSON-able summary of a store for `anon-store inspect`, logs and Prefect artifacts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from pipeline.store.reader import FeatureStore
+from store_schema import VIDEO_FAILED, VIDEO_OK, VIDEO_PENDING
+
+
+def summarize(store: FeatureStore) -> dict[str, Any]:
+    """Kind, status, provenance, counts per split and status, array shapes, size on disk."""
+    meta = store.meta
+    videos = store.videos
+    status = videos["status"]
+    splits = Counter(str(s) for s in videos["split"])
+    ok_splits = Counter(str(s) for s in videos["split"][status == VIDEO_OK])
+    reasons = Counter(str(r).split(":", 1)[0] for r in videos["failure_reason"] if r)
+    encoder = meta.get("encoder") or {}
+    return {
+        "location": str(store.location),
+        "kind": meta.get("kind"),
+        "status": meta.get("status"),
+        "store_id": meta.get("store_id"),
+        "provenance": meta.get("provenance"),
+        "created_at": meta.get("created_at"),
+        "completed_at": meta.get("completed_at"),
+        "producer": meta.get("producer"),
+        "encoder": {
+            key: encoder.get(key)
+            for key in ("name", "source", "family", "pooling", "hidden_size", "weights_sha256")
+        },
+        "sampling": meta.get("sampling"),
+        "dataset": {
+            key: (meta.get("dataset") or {}).get(key) for key in ("name", "manifest_sha256")
+        },
+        "adapter": (meta.get("adapter") or {}).get("sha256"),
+        "input_store_id": meta.get("input_store_id"),
+        "videos": {
+            "total": len(status),
+            "ok": int((status == VIDEO_OK).sum()),
+            "failed": int((status == VIDEO_FAILED).sum()),
+            "pending": int((status == VIDEO_PENDING).sum()),
+            "failure_reasons": dict(reasons),
+        },
+        "splits": {
+            split: {"videos": n, "ok": ok_splits.get(split, 0)}
+            for split, n in sorted(splits.items())
+        },
+        "windows": int(np.asarray(videos["window_count"]).sum()),
+        "arrays": {
+            name: {
+                "shape": list(store.group[name].shape),
+                "dtype": str(store.group[name].dtype),
+                "chunks": list(store.group[name].chunks),
+                "dims": list(store.group[name].metadata.dimension_names or ()),
+            }
+            for name in sorted(store.group.array_keys())
+            if name.endswith("_features")
+        },
+        "size_bytes": store.size_bytes(),
+        "privacy_audit": meta.get("privacy_audit"),
+    }

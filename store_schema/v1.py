@@ -1,0 +1,143 @@
+"""The declarative schema (v1) of anon-store feature stores: arrays, dtypes, dimensions, root attrs.
+
+A store is one zarr v3 group. Everything a downstream reader needs is here, so the schema can be
+read by people (README, `anon-store inspect`) and checked by code (`store_schema.validate`).
+
+Layout
+------
+Videos are a table: one 1-D array per column along dimension ``video``. Every video has exactly
+``clips_per_video`` normal clips and ``static_clips`` static clips, so those embeddings are dense
+``[video, clip, feature]`` / ``[video, static, feature]`` arrays. Sliding-window embeddings of
+untrimmed videos vary in count per video: they are flat rows along ``window`` with the owning
+video in ``window_video`` and each video's rows at
+``window_offset[v] : window_offset[v] + window_count[v]``.
+Window rows are grouped per extraction shard and padded to whole chunks so that shards never share a
+chunk; padding rows have ``window_video == -1`` and NaN features. Action segments (untrimmed videos)
+and abnormal events (anomaly videos) are flat rows along ``segment``.
+
+Videos that failed (``status == 2``) keep their table row and reason; their features are NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_ID = "anon-store.feature-store"
+SCHEMA_VERSION = 1
+ATTRS_KEY = "anon_store"
+
+KINDS = ("raw", "sanitized")
+STATUSES = ("creating", "writing", "complete")
+
+VIDEO_PENDING, VIDEO_OK, VIDEO_FAILED = 0, 1, 2
+"""Values of the per-video ``status`` array."""
+
+ATTRIBUTE_PREFIX = "attr_"
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array of the store."""
+
+    name: str
+    """Array name inside the group."""
+    dtype: str
+    """numpy dtype name, or "str" for variable-length UTF-8 strings."""
+    dims: tuple[str, ...]
+    """dimension_names written with the array (xarray needs them)."""
+    doc: str
+    """What the array holds."""
+    features: bool = False
+    """Embedding array: rewritten by `sanitize`; never copied from raw into a sanitized store."""
+    fill: float | int | str | None = None
+    """Value of never-written elements; None = NaN for floats, -1 for ints, "" for strings."""
+
+
+VIDEO_TABLE: tuple[ArraySpec, ...] = (
+    ArraySpec("video_id", "str", ("video",), "Video id from the manifest (unique)."),
+    ArraySpec("split", "str", ("video",), "Split name (train, val, test, privacy_train, ...)."),
+    ArraySpec("kind", "str", ("video",), "trimmed | untrimmed | anomaly."),
+    ArraySpec("action", "int16", ("video",), "Action class index, -1 where none."),
+    ArraySpec("anomalous", "int8", ("video",), "1 abnormal event, 0 none, -1 not applicable."),
+    ArraySpec("fps", "float32", ("video",), "Frames per second."),
+    ArraySpec("num_frames", "int32", ("video",), "Frames in the video."),
+    ArraySpec("status", "int8", ("video",), "0 pending, 1 ok, 2 failed.", fill=VIDEO_PENDING),
+    ArraySpec("failure_reason", "str", ("video",), "Why the video failed ('' when ok)."),
+    ArraySpec("window_offset", "int64", ("video",), "First row of the video's windows."),
+    ArraySpec("window_count", "int32", ("video",), "Number of window rows of the video."),
+)
+"""Fixed columns of the videos table; one ``attr_<name>`` int16 column per attribute follows."""
+
+FEATURE_ARRAYS: tuple[ArraySpec, ...] = (
+    ArraySpec(
+        "clip_features",
+        "float32",
+        ("video", "clip", "feature"),
+        "Embeddings of normal clips (evenly spaced in the video).",
+        features=True,
+    ),
+    ArraySpec("clip_start", "int32", ("video", "clip"), "First frame of each normal clip."),
+    ArraySpec(
+        "static_features",
+        "float32",
+        ("video", "static", "feature"),
+        "Embeddings of static clips (one frame repeated to a clip, lightly augmented).",
+        features=True,
+    ),
+    ArraySpec("static_frame", "int32", ("video", "static"), "Frame each static clip repeats."),
+    ArraySpec(
+        "window_features",
+        "float32",
+        ("window", "feature"),
+        "Embeddings of sliding windows over untrimmed and anomaly videos.",
+        features=True,
+    ),
+    ArraySpec("window_video", "int32", ("window",), "Video row of each window (-1 = padding)."),
+    ArraySpec("window_start", "int32", ("window",), "First frame of each window."),
+)
+
+SEGMENT_TABLE: tuple[ArraySpec, ...] = (
+    ArraySpec("segment_video", "int32", ("segment",), "Video row of the segment."),
+    ArraySpec("segment_start", "int32", ("segment",), "First frame of the segment."),
+    ArraySpec("segment_end", "int32", ("segment",), "Frame after the segment's last frame."),
+    ArraySpec(
+        "segment_label",
+        "int32",
+        ("segment",),
+        "Action class (untrimmed videos) or anomaly type (anomaly videos).",
+    ),
+)
+
+ALL_ARRAYS: tuple[ArraySpec, ...] = VIDEO_TABLE + FEATURE_ARRAYS + SEGMENT_TABLE
+
+
+def attribute_spec(name: str) -> ArraySpec:
+    """The videos-table column holding attribute `name` (-1 = unknown)."""
+    return ArraySpec(
+        f"{ATTRIBUTE_PREFIX}{name}", "int16", ("video",), f"Attribute '{name}' (-1 unknown)."
+    )
+
+
+REQUIRED_ATTRS: dict[str, str] = {
+    "schema": "Always 'anon-store.feature-store'.",
+    "schema_version": "Schema version (1).",
+    "kind": "raw | sanitized.",
+    "status": "creating | writing | complete; 'complete' is written last.",
+    "store_id": "Random id of this store (uuid4 hex).",
+    "fingerprint": "Hash of what determines the content: manifest, encoder, sampling, splits.",
+    "created_at": "UTC ISO time the store was created.",
+    "producer": "{name, version} of the software that wrote it.",
+    "provenance": "How the features were made: extracted | imported | sanitized.",
+    "encoder": "Encoder identity: name, source, family, pooling, hidden_size, weights_sha256, ...",
+    "sampling": "Clip sampling: frames_per_clip, frame_stride, clips_per_video, static_clips, ...",
+    "dataset": "name, manifest_sha256, actions, attributes {name: {values, role}}, anomaly_types.",
+    "layout": "Counts and chunking: num_videos, num_windows, num_segments, videos_per_chunk, ...",
+}
+"""Keys of the root attrs object stored under ``ATTRS_KEY``."""
+
+SANITIZED_ATTRS: dict[str, str] = {
+    "adapter": "Adapter identity: sha256 of its weights and its config.",
+    "input_store_id": "store_id of the raw store it was made from.",
+    "input_fingerprint": "fingerprint of that raw store.",
+}
+"""Extra root attrs of sanitized stores."""

@@ -1,0 +1,142 @@
+"""validate(store) -> list of problems: checks a zarr group against the v1 schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import zarr
+
+from store_schema.v1 import (
+    ALL_ARRAYS,
+    ATTRIBUTE_PREFIX,
+    ATTRS_KEY,
+    KINDS,
+    REQUIRED_ATTRS,
+    SANITIZED_ATTRS,
+    SCHEMA_ID,
+    SCHEMA_VERSION,
+    STATUSES,
+    VIDEO_PENDING,
+    ArraySpec,
+    attribute_spec,
+)
+
+
+def open_for_validation(store: Any, storage_options: dict | None = None) -> zarr.Group:
+    """Open `store` (a zarr.Group, local path or fsspec URL) read-only, bypassing consolidated
+    metadata so that what is checked is what is really stored."""
+    if isinstance(store, zarr.Group):
+        return store
+    return zarr.open_group(
+        str(store), mode="r", storage_options=storage_options, use_consolidated=False
+    )
+
+
+def _check_consolidated(store: Any, group: zarr.Group, storage_options: dict | None) -> list[str]:
+    """Consolidated metadata (what xarray reads) must list the arrays really stored."""
+    if isinstance(store, zarr.Group):
+        return []
+    try:
+        consolidated = zarr.open_group(
+            str(store), mode="r", storage_options=storage_options, use_consolidated=True
+        )
+    except Exception:  # no consolidated metadata: nothing to compare
+        return []
+    if set(consolidated.array_keys()) != set(group.array_keys()):
+        return ["consolidated metadata is stale: it lists other arrays than the store holds"]
+    return []
+
+
+def _dtype_ok(array: zarr.Array, spec: ArraySpec) -> bool:
+    if spec.dtype == "str":
+        return array.dtype.kind in ("T", "U", "O")
+    return np.dtype(array.dtype) == np.dtype(spec.dtype)
+
+
+def _check_array(group: zarr.Group, spec: ArraySpec, sizes: dict[str, int]) -> list[str]:
+    if spec.name not in group.array_keys():
+        return [f"missing array '{spec.name}'"]
+    array = group[spec.name]
+    problems = []
+    if not _dtype_ok(array, spec):
+        problems.append(f"array '{spec.name}' has dtype {array.dtype}, expected {spec.dtype}")
+    dims = tuple(array.metadata.dimension_names or ())
+    if dims != spec.dims:
+        problems.append(f"array '{spec.name}' has dimension_names {dims}, expected {spec.dims}")
+        return problems
+    for dim, size in zip(dims, array.shape, strict=True):
+        expected = sizes.setdefault(dim, size)
+        if size != expected:
+            problems.append(
+                f"array '{spec.name}' has {size} along '{dim}', other arrays have {expected}"
+            )
+    return problems
+
+
+def _check_attrs(meta: Any) -> list[str]:
+    if not isinstance(meta, dict):
+        return [f"root attrs lack the '{ATTRS_KEY}' object: not an anon-store store"]
+    problems = [f"root attrs lack '{key}'" for key in REQUIRED_ATTRS if key not in meta]
+    if meta.get("schema") != SCHEMA_ID:
+        problems.append(f"schema is {meta.get('schema')!r}, expected {SCHEMA_ID!r}")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        problems.append(
+            f"schema_version is {meta.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+        )
+    if meta.get("kind") not in KINDS:
+        problems.append(f"kind is {meta.get('kind')!r}, expected one of {KINDS}")
+    if meta.get("status") not in STATUSES:
+        problems.append(f"status is {meta.get('status')!r}, expected one of {STATUSES}")
+    if meta.get("kind") == "sanitized":
+        problems += [f"sanitized store lacks '{key}'" for key in SANITIZED_ATTRS if key not in meta]
+    return problems
+
+
+def _check_content(group: zarr.Group, meta: dict, sizes: dict[str, int]) -> list[str]:
+    problems = []
+    hidden = (meta.get("encoder") or {}).get("hidden_size")
+    if hidden is not None and sizes.get("feature") not in (None, hidden):
+        problems.append(f"feature dimension {sizes['feature']} differs from encoder {hidden}")
+    sampling = meta.get("sampling") or {}
+    for dim, key in (("clip", "clips_per_video"), ("static", "static_clips")):
+        if key in sampling and sizes.get(dim) not in (None, sampling[key]):
+            problems.append(f"'{dim}' dimension {sizes[dim]} differs from sampling.{key}")
+    if sizes.get("video") is None:
+        return problems
+    status = np.asarray(group["status"][:])
+    if meta.get("status") == "complete" and bool((status == VIDEO_PENDING).any()):
+        pending = int((status == VIDEO_PENDING).sum())
+        problems.append(f"status is complete but {pending} videos are still pending")
+    offsets = np.asarray(group["window_offset"][:])
+    counts = np.asarray(group["window_count"][:])
+    if (counts < 0).any() or (offsets < 0).any():
+        problems.append("negative window_offset or window_count")
+    elif sizes.get("window") is not None and bool((offsets + counts > sizes["window"]).any()):
+        problems.append("window_offset + window_count runs past the window rows")
+    return problems
+
+
+def validate(store: Any, *, storage_options: dict | None = None) -> list[str]:
+    """Return the list of ways `store` breaks the v1 schema; empty means valid."""
+    try:
+        group = open_for_validation(store, storage_options)
+    except Exception as error:  # any failure to open is itself the problem to report
+        return [f"cannot open store: {type(error).__name__}: {error}"]
+    meta = dict(group.attrs).get(ATTRS_KEY)
+    problems = _check_attrs(meta)
+    if problems and not isinstance(meta, dict):
+        return problems
+    sizes: dict[str, int] = {}
+    specs = list(ALL_ARRAYS)
+    attributes = ((meta.get("dataset") or {}).get("attributes")) or {}
+    specs += [attribute_spec(name) for name in attributes]
+    for name in group.array_keys():
+        if name.startswith(ATTRIBUTE_PREFIX) and name[len(ATTRIBUTE_PREFIX) :] not in attributes:
+            problems.append(f"array '{name}' is not declared in dataset.attributes")
+    for spec in specs:
+        problems += _check_array(group, spec, sizes)
+    problems += _check_consolidated(store, group, storage_options)
+    if not problems:
+        problems += _check_content(group, meta, sizes)
+    return problems

@@ -1,0 +1,89 @@
+"""A sanitize killed mid-run leaves an incomplete store; a rerun resumes and equals a clean run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import zarr
+
+from pipeline.errors import StoreError
+from pipeline.sanitize import SanitizeConfig, sanitize
+from pipeline.sanitize.units import MARKERS
+from pipeline.store.reader import open_store
+from pipeline.store.writer import table_specs
+from sanitize.stores import ATTRIBUTES, assert_same_features, make_adapter
+
+RUNNER = textwrap.dedent(
+    """
+    import sys
+    from pipeline.sanitize import SanitizeConfig, sanitize
+
+    def report(p):
+        print(p.chunks_done, p.chunks_total, flush=True)
+
+    if __name__ == "__main__":
+        sanitize(sys.argv[1], sys.argv[2], sys.argv[3], SanitizeConfig(workers=2),
+                 progress=report)
+        print("finished", flush=True)
+    """
+)
+
+
+def _kill_midway(args: list[str], fraction: float) -> None:
+    """Run sanitize in a child process and SIGKILL it once `fraction` of the chunks are done."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 120
+    try:
+        for line in child.stdout:
+            if line.startswith("finished"):
+                pytest.fail("sanitize finished before it could be killed: make the store bigger")
+            done, total = map(int, line.split())
+            if done >= fraction * total:
+                child.send_signal(signal.SIGKILL)
+                break
+            assert time.monotonic() < deadline
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_killed_run_is_refused_then_resumed_to_the_same_result(store_factory, tmp_path):
+    # Many small chunks (3 videos, 8 windows): ~250 tasks, so the kill lands mid-run.
+    raw = store_factory("raw.zarr", videos=150, videos_per_chunk=3, window_chunk=8)
+    adapter = make_adapter(tmp_path / "adapter", arch="attention")
+    killed = tmp_path / "killed.zarr"
+    _kill_midway([raw.url, str(adapter), str(killed)], fraction=0.3)
+
+    meta = zarr.open_group(str(killed), mode="r").attrs["anon_store"]
+    assert meta["status"] == "writing"
+    with pytest.raises(StoreError, match="not complete"):
+        open_store(killed)
+    markers = np.asarray(zarr.open_group(str(killed), mode="r")[MARKERS][:])
+    assert 0 < markers.sum() < len(markers)
+
+    # Resume with another task size: chunks already marked are skipped, the rest redone.
+    resumed = sanitize(raw.url, adapter, killed, SanitizeConfig(chunks_per_task=3))
+    assert resumed.action == "resumed"
+    assert 0 < resumed.chunks_written < resumed.chunks_total
+    clean = tmp_path / "clean.zarr"
+    sanitize(raw.url, adapter, clean)
+    assert_same_features(killed, clean)
+    a, b = open_store(killed, kind="sanitized"), open_store(clean, kind="sanitized")
+    for spec in table_specs(list(ATTRIBUTES)):
+        np.testing.assert_array_equal(a.group[spec.name][:], b.group[spec.name][:])
+    assert MARKERS not in a.group.array_keys()
+    assert a.meta["store_id"] == meta["store_id"]  # resumed in place, not recreated

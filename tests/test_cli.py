@@ -1,0 +1,70 @@
+"""The anon-store command line end to end on the tiny store: sanitize, inspect, validate, export."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+
+from pipeline.store.reader import open_store
+
+
+def test_train_sanitize_inspect_validate_export(raw_store, tmp_path, run_cli):
+    adapter, sanitized = tmp_path / "adapter", tmp_path / "sanitized.zarr"
+    code, _, err = run_cli(
+        "train",
+        "--input",
+        raw_store,
+        "--output",
+        adapter,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--w-b",
+        "5",
+    )
+    assert code == 0, err
+    code, _, err = run_cli(
+        "sanitize",
+        "--input",
+        raw_store,
+        "--adapter",
+        adapter,
+        "--output",
+        sanitized,
+        "--workers",
+        "1",
+    )
+    assert code == 0, err
+    store = open_store(sanitized, kind="sanitized")
+    assert store.meta["input_store_id"] == open_store(raw_store).store_id
+    code, out, _ = run_cli("inspect", sanitized, "--json")
+    summary = json.loads(out)
+    assert summary["kind"] == "sanitized" and summary["videos"]["ok"] == store.num_videos
+    code, _, err = run_cli("validate", sanitized)
+    assert code == 0, err
+    code, _, err = run_cli("export", sanitized, "--format", "h5", "--out", tmp_path / "h5")
+    assert code == 0, err
+    files = list((tmp_path / "h5").glob("*.h5"))
+    with h5py.File(files[0], "r") as h5:
+        video_id = str(store.videos["video_id"][0])
+        np.testing.assert_array_equal(h5[video_id][:], store.group["clip_features"][0])
+    code, _, err = run_cli(
+        "sanitize", "--input", sanitized, "--adapter", adapter, "--output", tmp_path / "again.zarr"
+    )
+    assert code == 1 and "raw" in err and not (tmp_path / "again.zarr").exists()
+
+
+def test_validate_fails_on_a_broken_store(raw_store, tmp_path, run_cli):
+    import shutil
+
+    import zarr
+
+    broken = tmp_path / "broken.zarr"
+    shutil.copytree(raw_store, broken)
+    group = zarr.open_group(str(broken), mode="r+", use_consolidated=False)
+    del group["static_frame"]
+    code, _, err = run_cli("validate", broken)
+    assert code == 1 and "static_frame" in err
