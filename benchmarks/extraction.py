@@ -1,4 +1,13 @@
-"""Extraction throughput side by side: encoder alone, the extract pipeline, a naive loop."""
+"""Extraction throughput side by side: encoder alone, the extract pipeline, a naive loop.
+
+- encoder alone: the frozen encoder on clips already decoded and preprocessed in memory, in
+  batches of ExtractConfig.batch_size - the limit extraction can reach;
+- pipeline: ``pipeline.extract.extract`` into a new store (decode in worker threads, sample,
+  encode in full batches across videos, write);
+- naive: what reference scripts do - decode one video, encode one clip per forward pass, write
+  one .npy per video. Measured on the first few videos only (it is slow; clips/s is a rate).
+Variants alternate within each repetition; medians of clips/s are reported.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +45,8 @@ def _clips_in_memory(manifest_path: Path, encoder: Any, config: ExtractConfig) -
 
 def encoder_alone(encoder: Any, clips: torch.Tensor, batch_size: int) -> float:
     """Clips/s of the encoder on clips already decoded and preprocessed in memory: the limit."""
+    if encoder.device.type == "cuda":
+        torch.cuda.synchronize()
     started = time.perf_counter()
     for start in range(0, len(clips), batch_size):
         encoder.encode(clips[start : start + batch_size])
@@ -52,8 +63,11 @@ def pipeline_run(manifest: Path, encoder_dir: str, config: ExtractConfig) -> tup
         shutil.rmtree(out.parent, ignore_errors=True)
 
 
-def naive_loop(manifest_path: Path, encoder: Any, config: ExtractConfig) -> float:
-    """Clips/s as reference scripts do it: decode a video, one clip per forward, one file each."""
+def naive_loop(
+    manifest_path: Path, encoder: Any, config: ExtractConfig, max_videos: int | None = None
+) -> float:
+    """Clips/s as reference scripts do it: decode a video, one clip per forward, one file each
+    (over the first `max_videos` videos)."""
     manifest = read_manifest(manifest_path)
     sampling = sampling_for(encoder, config)
     kinds = manifest.table.column("kind").to_pylist()
@@ -62,7 +76,8 @@ def naive_loop(manifest_path: Path, encoder: Any, config: ExtractConfig) -> floa
     clips = 0
     started = time.perf_counter()
     try:
-        for path, kind, video_id in zip(manifest.video_paths(), kinds, ids, strict=True):
+        jobs = list(zip(manifest.video_paths(), kinds, ids, strict=True))[:max_videos]
+        for path, kind, video_id in jobs:
             sampled = sample_video(
                 decode_video(path), sampling, video_key=video_id,
                 with_windows=kind in WINDOWED_KINDS,
@@ -78,21 +93,38 @@ def naive_loop(manifest_path: Path, encoder: Any, config: ExtractConfig) -> floa
         shutil.rmtree(out, ignore_errors=True)
 
 
-def run(manifest: Path, encoder_dir: str, repetitions: int = 3) -> dict[str, Any]:
+def run(
+    manifest: Path,
+    encoder_dir: str,
+    repetitions: int = 3,
+    *,
+    naive_videos: int | None = 3,
+    config: ExtractConfig | None = None,
+) -> dict[str, Any]:
     """Median clips/s of each variant over `repetitions`, measured alternately in one process."""
-    config = ExtractConfig(splits=None)
-    encoder = load_encoder(encoder_dir, device="auto")
+    config = config or ExtractConfig(splits=None)
+    encoder = load_encoder(encoder_dir, device=config.device, precision=config.precision)
     clips = _clips_in_memory(manifest, encoder, config)
+    # Warm-up, untimed: the first passes over new shapes run several times slower (allocator,
+    # oneDNN primitives), and the first extract() pays one-time imports.
+    encoder_alone(encoder, clips, config.batch_size)
+    pipeline_run(manifest, encoder_dir, config)
     alone, whole, naive = [], [], []
     for _ in range(repetitions):
         alone.append(encoder_alone(encoder, clips, config.batch_size))
         whole.append(pipeline_run(manifest, encoder_dir, config)[0])
-        naive.append(naive_loop(manifest, encoder, config))
+        naive.append(naive_loop(manifest, encoder, config, naive_videos))
     result = {
         "clips": len(clips),
+        "batch_size": config.batch_size,
+        "decode_workers": config.workers,
+        "device": str(encoder.device),
+        "precision": encoder.precision,
+        "naive_videos": naive_videos,
         "encoder_alone_clips_per_s": statistics.median(alone),
         "pipeline_clips_per_s": statistics.median(whole),
         "naive_clips_per_s": statistics.median(naive),
+        "all": {"encoder_alone": alone, "pipeline": whole, "naive": naive},
     }
     result["extract_vs_encoder"] = (
         result["pipeline_clips_per_s"] / result["encoder_alone_clips_per_s"]

@@ -19,6 +19,8 @@ from pipeline.orchestration.extract_shards import (
     prepare_extraction,
     uncommitted_shards,
 )
+from pipeline.store.location import StoreLocation
+from pipeline.store.lock import StoreLock
 from pipeline.store.reader import open_store
 from pipeline.store.summary import summarize
 
@@ -61,6 +63,7 @@ def plan_extraction_task(
     retry_condition_fn=retry_transient,
     cache_key_fn=shard_cache_key,
     persist_result=True,
+    result_serializer="json",  # a cached result is read back: JSON, never pickle
 )
 def extract_shard_task(job: ExtractionJob, shard: int) -> dict[str, Any]:
     """Decode, encode and commit one shard (its own chunks only); idempotent."""
@@ -116,10 +119,58 @@ def extract_features(
     videos_per_chunk: int | None = None,
     dask_address: str | None = None,
     n_workers: int | None = None,
+    break_lock: bool = False,
+    video_root: str | None = None,
+    allow_outside_root: bool = False,
+    trust_remote_code: bool = False,
+    record_paths: bool = False,
 ) -> dict[str, Any]:
     """Encode every clip of `manifest` once into the raw store at `output` (resumable, cached
     per shard). `dask_address` (an existing cluster) or `n_workers` (a local one) spread the
-    shards over dask workers; each writes only its own chunks."""
+    shards over dask workers; each writes only its own chunks.
+
+    The flow run holds the store's writer lock from planning to completion (shard tasks write
+    under it), so no other run writes the store meanwhile; `break_lock` breaks a lock left by a
+    dead run (pipeline.store.lock)."""
+    with StoreLock(StoreLocation.parse(output), break_lock=break_lock, command=_command(output)):
+        return _extract_features(
+            manifest, output, encoder, device, precision, batch_size, workers, clips_per_video,
+            static_clips, splits, overwrite, videos_per_chunk, dask_address, n_workers,
+            video_root=video_root, allow_outside_root=allow_outside_root,
+            trust_remote_code=trust_remote_code, record_paths=record_paths,
+        )  # fmt: skip
+
+
+def _command(output: str) -> str:
+    try:
+        from prefect.runtime import flow_run
+
+        return f"prefect flow run {flow_run.name} (extract-features {output})"
+    except Exception:
+        return f"prefect flow extract-features {output}"
+
+
+def _extract_features(
+    manifest: str,
+    output: str,
+    encoder: str,
+    device: str,
+    precision: str,
+    batch_size: int,
+    workers: int,
+    clips_per_video: int,
+    static_clips: int,
+    splits: list[str] | None,
+    overwrite: bool,
+    videos_per_chunk: int | None,
+    dask_address: str | None,
+    n_workers: int | None,
+    *,
+    video_root: str | None = None,
+    allow_outside_root: bool = False,
+    trust_remote_code: bool = False,
+    record_paths: bool = False,
+) -> dict[str, Any]:
     logger = get_run_logger()
     config = ExtractConfig(
         device=device,
@@ -131,6 +182,10 @@ def extract_features(
         splits=tuple(splits) if splits else None,
         overwrite=overwrite,
         videos_per_chunk=videos_per_chunk,
+        video_root=video_root,
+        allow_outside_root=allow_outside_root,
+        trust_remote_code=trust_remote_code,
+        record_paths=record_paths,
     )
     runner = shard_task_runner(dask_address, n_workers)
     job = plan_extraction_task(manifest, encoder, output, config)

@@ -45,6 +45,7 @@ def sanitize_store(
     overwrite: bool = False,
     dask_address: str | None = None,
     n_workers: int | None = None,
+    break_lock: bool = False,
 ) -> dict[str, Any]:
     """Write `output`, a sanitized copy of the raw store `input` through the adapter `adapter`.
 
@@ -62,6 +63,7 @@ def sanitize_store(
             precision=precision,
             device=device,
             overwrite=overwrite,
+            break_lock=break_lock,
         )
         result = sanitize_task(input, adapter, output, config)
     rate = result["bytes_written"] / max(result["seconds"], 1e-9) / 1e6

@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from pipeline.aam.from_store import TrainAAMConfig, train_aam
+from pipeline.aam.streaming import parse_bytes
 from pipeline.aam.trainer import TrainConfig
 
 METRIC_KEYS = ("epoch", "action_top1", "static_retrieval", "clip_retrieval", "val_mse")
@@ -27,6 +28,10 @@ def train_aam_flow(
     w_motion: float = 0.0,
     device: str = "cpu",
     seed: int = 0,
+    val_every: int = 2,
+    memory_budget: str | None = None,
+    stream: bool = False,
+    resume: bool = True,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train the Anonymizing Adapter Module over the raw store `input`; write it to `output`."""
@@ -42,8 +47,12 @@ def train_aam_flow(
             w_motion=w_motion,
             device=device,
             seed=seed,
+            val_every=val_every,
         ),
         arch=arch,
+        memory_budget_bytes=None if memory_budget is None else parse_bytes(memory_budget),
+        stream=stream,
+        resume=resume,
         overwrite=overwrite,
     )
 
@@ -56,7 +65,8 @@ def train_aam_flow(
             record["clip_retrieval"],
         )
 
-    result = train_aam(input, output, config, on_validation=on_validation)
+    # notify: how features are held (memory / stream) and whether a checkpoint was resumed.
+    result = train_aam(input, output, config, on_validation=on_validation, notify=logger.info)
     create_table_artifact(
         key="train-aam-metrics",
         table=[{k: r.get(k) for k in METRIC_KEYS} for r in result.history],

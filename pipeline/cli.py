@@ -37,6 +37,10 @@ def _register_orchestration() -> None:
 _register_orchestration()
 
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda")]
+BREAK_LOCK_HELP = (
+    "Break the store's writer lock left by a dead (killed) run or a run on another host; "
+    "a lock held by a live process of this host is never broken"
+)
 
 
 def _print_json(data: Any) -> None:
@@ -169,6 +173,21 @@ def extract(
     videos_per_chunk: Annotated[
         int | None, typer.Option(help="Videos per chunk and commit (default: ~4 MB chunks)")
     ] = None,
+    break_lock: Annotated[bool, typer.Option(help=BREAK_LOCK_HELP)] = False,
+    video_root: Annotated[
+        Path | None,
+        typer.Option(help="Directory the manifest's paths are relative to (default: its own)"),
+    ] = None,
+    allow_outside_root: Annotated[
+        bool,
+        typer.Option(help="Accept manifest paths leaving the root (absolute, '..', symlinks out)"),
+    ] = False,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Let transformers run Python code shipped with the encoder")
+    ] = False,
+    record_paths: Annotated[
+        bool, typer.Option(help="Record the encoder's absolute directory in the store's attrs")
+    ] = False,
 ) -> None:
     """Encode every clip once with a frozen video encoder into a raw Zarr store."""
     from pipeline.extract import ExtractConfig
@@ -184,6 +203,11 @@ def extract(
         splits=tuple(split) if split else None,
         overwrite=overwrite,
         videos_per_chunk=videos_per_chunk,
+        break_lock=break_lock,
+        video_root=str(video_root) if video_root is not None else None,
+        allow_outside_root=allow_outside_root,
+        trust_remote_code=trust_remote_code,
+        record_paths=record_paths,
     )
     source = _resolve_encoder_with_progress(encoder)
     started = time.perf_counter()
@@ -226,10 +250,24 @@ def train(
     w_motion: Annotated[float, typer.Option(help="Normal-clip privacy weight (extension)")] = 0.0,
     device: Device = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
+    val_every: Annotated[int, typer.Option(help="Validate (and checkpoint) every N epochs")] = 2,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(help="Memory for features, e.g. 2GB; stream from the store above it"),
+    ] = None,
+    stream: Annotated[bool, typer.Option(help="Stream features even when they fit")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Resume from the checkpoint in OUTPUT/.checkpoint if it matches")
+    ] = True,
     overwrite: Annotated[bool, typer.Option()] = False,
 ) -> None:
-    """Train the Anonymizing Adapter Module over a raw store's cached latents."""
+    """Train the Anonymizing Adapter Module over a raw store's cached latents.
+
+    Rerunning the same command after a crash or kill resumes from the last validation's
+    checkpoint (or restarts cleanly when it does not match) and says which.
+    """
     from pipeline.aam.from_store import TrainAAMConfig, train_aam
+    from pipeline.aam.streaming import format_bytes, parse_bytes
     from pipeline.aam.trainer import TrainConfig
 
     config = TrainAAMConfig(
@@ -243,8 +281,12 @@ def train(
             w_motion=w_motion,
             device=device,
             seed=seed,
+            val_every=val_every,
         ),
         arch=arch,
+        memory_budget_bytes=None if memory_budget is None else parse_bytes(memory_budget),
+        stream=stream,
+        resume=resume,
         overwrite=overwrite,
     )
     last: dict[str, Any] = {}
@@ -263,14 +305,27 @@ def train(
                 }
             update(done, total, **fields)
 
-        result = train_aam(input, output, config, progress=report, on_validation=on_validation)
+        result = train_aam(
+            input,
+            output,
+            config,
+            progress=report,
+            on_validation=on_validation,
+            notify=lambda message: console.print(message, highlight=False, soft_wrap=True),
+        )
     best = result.best
+    held = (
+        f"features {format_bytes(result.feature_bytes)} in memory"
+        if result.data_mode == "memory"
+        else f"streamed, at most {format_bytes(result.memory_bytes)} of features held"
+    )
+    resumed = "" if result.resumed_from is None else f", resumed after epoch {result.resumed_from}"
     console.print(
         f"adapter written to {result.output}: selected epoch {result.best_epoch}, val action "
         f"top-1 {best.get('action_top1', float('nan')):.3f}, static retrieval "
         f"{best.get('static_retrieval', float('nan')):.3f}, clip retrieval "
-        f"{best.get('clip_retrieval', float('nan')):.3f} ({result.seconds:.1f} s, features "
-        f"{result.feature_bytes / 1e6:.1f} MB in memory)"
+        f"{best.get('clip_retrieval', float('nan')):.3f} ({result.seconds:.1f} s, {held}"
+        f"{resumed})"
     )
 
 
@@ -291,6 +346,7 @@ def sanitize(
     precision: Annotated[str, typer.Option(help="float64 (reproducible) | float32")] = "float64",
     device: Device = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing anon-store store")] = False,
+    break_lock: Annotated[bool, typer.Option(help=BREAK_LOCK_HELP)] = False,
 ) -> None:
     """Apply a trained adapter to every embedding of a raw store into a sanitized store."""
     from pipeline.sanitize import SanitizeConfig
@@ -299,6 +355,7 @@ def sanitize(
     config = SanitizeConfig(
         scheduler=scheduler, workers=workers, chunks_per_task=chunks_per_task,
         batch_size=batch_size, precision=precision, device=device, overwrite=overwrite,
+        break_lock=break_lock,
     )  # fmt: skip
     with progress_bar("sanitizing", "chunks") as update:
 
@@ -413,22 +470,97 @@ def evaluate(
     console.print(f"report: {result.markdown_path}, {result.json_path}, {result.plot_path}")
 
 
+def _names(value: str, option: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not names:
+        raise AnonStoreError(f"{option} takes comma-separated names, got {value!r}")
+    return names
+
+
+@app.command()
+def audit(
+    sanitized: Annotated[str, typer.Option(help="Sanitized store to audit (path or URL)")],
+    privacy_split: Annotated[
+        str, typer.Option(help="Split prefix (privacy: privacy_train/_test) or TRAIN,TEST")
+    ] = "privacy",
+    raw: Annotated[
+        str | None, typer.Option(help="The raw store it was made from, for the leakage ratio")
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Attacker seeds, comma-separated")] = "0,1,2",
+    attackers: Annotated[str, typer.Option(help="Comma-separated: mlp, linear")] = "mlp,linear",
+    sources: Annotated[str, typer.Option(help="Comma-separated: static, clip")] = "static,clip",
+    fast: Annotated[bool, typer.Option(help="Small attacker budgets (rougher numbers)")] = False,
+    write: Annotated[
+        bool, typer.Option(help="Record the figures in the store's attrs (anon_store.audit)")
+    ] = True,
+    allow_other_raw: Annotated[
+        bool, typer.Option(help="Compare with a raw store the input was not made from")
+    ] = False,
+    break_lock: Annotated[bool, typer.Option(help=BREAK_LOCK_HELP)] = False,
+) -> None:
+    """Attack a sanitized store's privacy split; record cMAP, chance and leakage in its attrs."""
+    from pipeline.probes.audit import AuditConfig, audit_table_rows
+    from pipeline.probes.audit import audit as run_audit
+
+    try:
+        seed_values = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise AnonStoreError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
+    settings = dict(
+        seeds=seed_values,
+        attackers=_names(attackers, "--attackers"),
+        sources=_names(sources, "--sources"),
+    )
+    if fast:
+        settings["attacker"] = AuditConfig.fast().attacker
+    config = AuditConfig.for_split(privacy_split, **settings)
+    with progress_bar("auditing", "attacker runs") as update:
+        result = run_audit(
+            sanitized, config, raw=raw, write=write, allow_other_raw=allow_other_raw,
+            break_lock=break_lock, progress=update,
+        )  # fmt: skip
+    table = Table(title=f"privacy audit of {sanitized} ({config.train_split} -> "
+                  f"{config.test_split}, {len(config.seeds)} seeds)")  # fmt: skip
+    for column in ("attacker / items", "cMAP person", "chance", "raw cMAP", "leakage"):
+        table.add_column(column)
+    for row in audit_table_rows(result.record):
+        table.add_row(*row)
+    console.print(table)
+    where = "recorded in the store's attrs (anon_store.audit)" if result.written else "not written"
+    console.print(f"audit {where}", soft_wrap=True)
+
+
 # ---------------------------------------------------------------- stores
 
 
 @app.command()
 def validate(
     store: Annotated[str, typer.Argument(help="Store path or URL")],
+    deep: Annotated[
+        bool, typer.Option(help="Also read every metadata document and every chunk (checksums)")
+    ] = False,
 ) -> None:
     """Check a store against the schema; exit non-zero with the list of problems."""
+    from rich.markup import escape
+
     from store_schema import validate as validate_store
 
     problems = validate_store(store)
+    read = ""
+    if deep:
+        from store_schema.deep import check_chunks
+
+        report = check_chunks(store)
+        problems += report.problems
+        read = (
+            f" ({report.metadata_documents} metadata documents, {report.chunks} chunks of "
+            f"{report.arrays} arrays read)"
+        )
     if problems:
         for problem in problems:
-            console.print(f"[red]problem:[/red] {problem}")
+            console.print(f"[red]problem:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"{store}: valid")
+    console.print(f"{store}: valid{read}", soft_wrap=True)
 
 
 @app.command()

@@ -117,12 +117,37 @@ def _check_content(group: zarr.Group, meta: dict, sizes: dict[str, int]) -> list
     return problems
 
 
-def validate(store: Any, *, storage_options: dict | None = None) -> list[str]:
-    """Return the list of ways `store` breaks the v1 schema; empty means valid."""
+def validate(store: Any, *, storage_options: dict | None = None, deep: bool = False) -> list[str]:
+    """Return the list of ways `store` breaks the v1 schema; empty means valid.
+
+    With `deep`, every metadata document and every chunk of every array is also read and checked
+    (store_schema.deep.check_chunks): each corrupt chunk is named by array and chunk index.
+    Never raises: a store that cannot be read is itself a problem to report.
+    """
+    problems = _check_schema(store, storage_options)
+    if deep:
+        from store_schema.deep import check_chunks
+
+        problems += check_chunks(store, storage_options=storage_options).problems
+    return problems
+
+
+def _check_schema(store: Any, storage_options: dict | None) -> list[str]:
     try:
         group = open_for_validation(store, storage_options)
     except Exception as error:  # any failure to open is itself the problem to report
-        return [f"cannot open store: {type(error).__name__}: {error}"]
+        return [f"cannot open store: {_one_line(error)}"]
+    try:
+        return _check_group(store, group, storage_options)
+    except Exception as error:  # corrupt metadata or tables: report, never a traceback
+        return [f"cannot read the store: {_one_line(error)}"]
+
+
+def _one_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+def _check_group(store: Any, group: zarr.Group, storage_options: dict | None) -> list[str]:
     meta = dict(group.attrs).get(ATTRS_KEY)
     problems = _check_attrs(meta)
     if problems and not isinstance(meta, dict):

@@ -13,9 +13,13 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_HOME", os.path.join(_SESSION_DIR, "prefect"))
 os.environ["ANON_STORE_CACHE"] = os.path.join(_SESSION_DIR, "cache")
 
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+# Test helpers shared across the suite (tests/support/faulty_fs.py: the faulty:// filesystem).
+sys.path.append(str(Path(__file__).parent / "support"))
 
 
 def save_tiny_videomae(directory: Path, *, hidden: int = 32, seed: int = 0) -> Path:

@@ -1,8 +1,19 @@
-"""train_aam(): train the adapter over a raw store's cached latents and save the checkpoint."""
+"""train_aam(): train the adapter over a raw store's cached latents and save the checkpoint.
+
+Data: train and val features are loaded into memory when they fit the memory budget
+(V * (K + S) * D * 4 bytes per split), else streamed from the store block by block
+(pipeline.aam.streaming). Resuming: a checkpoint of the whole training state is written at every
+validation into ``<output>/.checkpoint`` (pipeline.aam.train_state); rerunning the same command
+after a crash or kill resumes from it, or restarts cleanly when it does not match, and says which.
+The adapter files appear, all at once, only when training is done.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +24,17 @@ import psutil
 
 from pipeline.aam.adapter import AdapterConfig
 from pipeline.aam.checkpoint import save_adapter
+from pipeline.aam.streaming import (
+    MemoryLedger,
+    StreamingSplit,
+    StreamPlan,
+    format_bytes,
+    plan_stream,
+    plan_validation,
+)
+from pipeline.aam.train_state import CHECKPOINT_DIR, TrainState, load_train_state, save_train_state
 from pipeline.aam.trainer import LatentTrainingData, TrainConfig, TrainResult, train_adapter
-from pipeline.errors import AdapterError, ConfigError, StoreError
+from pipeline.errors import AdapterError, StoreError
 from pipeline.store.location import StoreLocation
 from pipeline.store.reader import FeatureStore, open_store
 
@@ -39,8 +59,20 @@ class TrainAAMConfig:
     """Split the adapter and heads are trained on."""
     val_split: str = "val"
     """Split used for validation and checkpoint selection."""
+    memory_budget_bytes: int | None = None
+    """Bytes the features may take. Train and val are loaded into memory when they fit, else
+    streamed within this budget. None: ``memory_fraction`` of the memory available now."""
     memory_fraction: float = 0.5
-    """Refuse to load more features than this fraction of the available memory."""
+    """The budget as a fraction of the available memory, when memory_budget_bytes is None."""
+    stream: bool = False
+    """Stream from the store even when the features would fit in memory."""
+    stream_window: int = 4
+    """Blocks (zarr chunks of the video dimension) whose videos are shuffled together when
+    streaming; shrunk to fit the budget."""
+    prefetch: int = 2
+    """Blocks read ahead by a background thread when streaming; shrunk to fit the budget."""
+    resume: bool = True
+    """Continue from the checkpoint in ``<output>/.checkpoint`` when it matches this run."""
     overwrite: bool = False
     """Replace an existing adapter directory."""
 
@@ -60,18 +92,125 @@ class TrainAAMResult:
     history: list[dict[str, Any]]
     seconds: float
     feature_bytes: int
+    """Train + val features: V * (K + S) * D * 4 bytes (what in-memory training holds)."""
+    data_mode: str = "memory"
+    """"memory" or "stream"."""
+    memory_bytes: int = 0
+    """Upper bound of the feature bytes training held (= feature_bytes in memory)."""
+    resumed_from: int | None = None
+    """Joint epoch of the checkpoint this run resumed from; None when it started from scratch."""
+    peak_loader_bytes: int | None = None
+    """Peak feature bytes the streaming loader actually held (None in memory)."""
+
+
+def usable_rows(store: FeatureStore, split: str) -> np.ndarray:
+    """Store rows of a split's usable videos: decoded fine and with an action label."""
+    rows = store.rows(split)
+    return rows[store.videos["action"][rows].astype(np.int64) >= 0]
+
+
+def _chunk_rows(store: FeatureStore) -> int:
+    return int(store.group["clip_features"].chunks[0])
 
 
 def load_split(store: FeatureStore, split: str) -> LatentTrainingData:
-    """A split's usable videos (decoded fine, with an action label) as in-memory training data."""
-    rows = store.rows(split)
-    actions = store.videos["action"][rows].astype(np.int64)
-    rows = rows[actions >= 0]
-    return LatentTrainingData(
-        clip_features=store.read_rows("clip_features", rows),
-        static_features=store.read_rows("static_features", rows),
-        actions=store.videos["action"][rows].astype(np.int64),
+    """A split's usable videos (decoded fine, with an action label) as in-memory training data,
+    read chunk by chunk (peak: the split plus a few chunks)."""
+    plan = StreamPlan(block_rows=_chunk_rows(store), window=1, prefetch=2)
+    return StreamingSplit(store, usable_rows(store, split), plan).load()
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """How train and val reach the trainer: in memory, or streamed within a budget."""
+
+    budget_bytes: int
+    train_bytes: int
+    val_bytes: int
+    row_bytes: int
+    train_plan: StreamPlan | None = None
+    """None: train is loaded into memory."""
+    val_plan: StreamPlan | None = None
+    """None: val is loaded into memory."""
+    batch_size: int = 0
+
+    @property
+    def mode(self) -> str:
+        return "memory" if self.train_plan is None else "stream"
+
+    @property
+    def memory_bytes(self) -> int:
+        """Upper bound of the feature bytes held during training."""
+        train = (
+            self.train_bytes
+            if self.train_plan is None
+            else self.train_plan.held_bytes(self.row_bytes, self.batch_size)
+        )
+        if self.val_plan is None:
+            return train + self.val_bytes
+        return train + self.val_plan.held_bytes(self.row_bytes, 1)
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the batches and metrics (prefetch depth does not)."""
+
+        def plan(p: StreamPlan | None) -> dict[str, int] | None:
+            return None if p is None else {"block_rows": p.block_rows, "window": p.window}
+
+        return {"train": plan(self.train_plan), "val": plan(self.val_plan)}
+
+    def describe(self) -> str:
+        total = self.train_bytes + self.val_bytes
+        if self.train_plan is None:
+            return (
+                f"features in memory: {format_bytes(total)} = V*(K+S)*D*4 bytes "
+                f"(budget {format_bytes(self.budget_bytes)})"
+            )
+        p = self.train_plan
+        val = (
+            f"val in memory ({format_bytes(self.val_bytes)})"
+            if self.val_plan is None
+            else f"val streamed in blocks of {self.val_plan.block_rows} rows"
+        )
+        return (
+            f"streaming features ({format_bytes(total)} in the store, budget "
+            f"{format_bytes(self.budget_bytes)}): blocks of {p.block_rows} store rows, shuffle "
+            f"window {p.window} blocks, prefetch {p.prefetch}; {val}; holds at most "
+            f"{format_bytes(self.memory_bytes)}"
+        )
+
+
+def plan_data(store: FeatureStore, config: TrainAAMConfig) -> DataPlan:
+    """In memory when train + val fit the budget (and streaming is not forced), else streamed:
+    val stays in memory when it takes at most half the budget, else it streams in one half."""
+    k = int(store.group["clip_features"].shape[1])
+    s = int(store.group["static_features"].shape[1])
+    row_bytes = (k + s) * store.feature_dim * 4
+    train_bytes = len(usable_rows(store, config.train_split)) * row_bytes
+    val_bytes = len(usable_rows(store, config.val_split)) * row_bytes
+    budget = config.memory_budget_bytes or int(
+        psutil.virtual_memory().available * config.memory_fraction
     )
+    base = DataPlan(budget, train_bytes, val_bytes, row_bytes)
+    if not config.stream and train_bytes + val_bytes <= budget:
+        return base
+    bs = config.training.batch_size
+    options = {
+        "chunk_rows": _chunk_rows(store),
+        "row_bytes": row_bytes,
+        "window": config.stream_window,
+        "prefetch": config.prefetch,
+    }
+    val_plan = None
+    if val_bytes > budget // 2:
+        val_plan = plan_validation(
+            chunk_rows=options["chunk_rows"],
+            row_bytes=row_bytes,
+            budget_bytes=budget // 2,
+            prefetch=config.prefetch,
+        )
+    train_budget = budget - (val_bytes if val_plan is None else budget // 2)
+    train_plan = plan_stream(batch_size=bs, budget_bytes=train_budget, **options)
+    return dataclasses.replace(base, train_plan=train_plan, val_plan=val_plan, batch_size=bs)
 
 
 def store_identity(store: FeatureStore) -> dict[str, Any]:
@@ -87,27 +226,91 @@ def store_identity(store: FeatureStore) -> dict[str, Any]:
     }
 
 
+def run_identity(store: FeatureStore, config: TrainAAMConfig, data: DataPlan) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed (the device may differ: then not bit-exact)."""
+    training = dataclasses.asdict(config.training)
+    training.pop("device")
+    identity = {
+        "store": {"store_id": store.store_id, "fingerprint": store.meta.get("fingerprint")},
+        "splits": [config.train_split, config.val_split],
+        "adapter": dataclasses.asdict(config.adapter_config(store.feature_dim)),
+        "training": training,
+        "data": data.identity(),
+    }
+    return json.loads(json.dumps(identity))
+
+
+def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(key), wanted.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{key}.{sub}" for sub in sorted(set(a) | set(b)) if a.get(sub) != b.get(sub)]
+        else:
+            out.append(key)
+    return out
+
+
+def _occupied(output: Path) -> bool:
+    """An output that holds anything but our checkpoint (a finished adapter, other files)."""
+    if not output.exists():
+        return False
+    if not output.is_dir():
+        return True
+    return any(p.name != CHECKPOINT_DIR for p in output.iterdir())
+
+
 def _check_inputs(store: FeatureStore, output: Path, config: TrainAAMConfig) -> None:
     if int(store.group["static_features"].shape[1]) < 2:
         raise StoreError(f"{store.location} lacks static clips (need >= 2 per video for L_B)")
     for split in (config.train_split, config.val_split):
         if len(store.rows(split)) == 0:
             raise StoreError(f"{store.location} has no usable videos in split '{split}'")
-    occupied = output.exists() and (not output.is_dir() or any(output.iterdir()))
-    if occupied and not config.overwrite:
+    if output.exists() and not output.is_dir():
+        raise AdapterError(f"{output} exists and is not a directory")
+    if _occupied(output) and not config.overwrite:
         raise AdapterError(f"{output} already exists: pass --overwrite to replace it")
-    needed = (
-        (len(store.rows(config.train_split)) + len(store.rows(config.val_split)))
-        * (store.group["clip_features"].shape[1] + store.group["static_features"].shape[1])
-        * store.feature_dim
-        * 4
-    )
-    budget = psutil.virtual_memory().available * config.memory_fraction
-    if needed > budget:
-        raise ConfigError(
-            f"train and val features need {needed / 1e9:.1f} GB, over the memory budget of "
-            f"{budget / 1e9:.1f} GB; raise memory_fraction or train on a machine with more memory"
+
+
+def _resume_state(
+    checkpoint_dir: Path, identity: dict[str, Any], config: TrainAAMConfig, say: Callable
+) -> TrainState | None:
+    """The checkpoint to resume from, or None (a stale one is removed); says which."""
+    if not checkpoint_dir.exists():
+        say("no checkpoint: training from scratch")
+        return None
+    if not config.resume:
+        say(f"resume disabled: discarding {checkpoint_dir}, training from scratch")
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return None
+    try:
+        state = load_train_state(checkpoint_dir)
+    except AdapterError as error:
+        say(f"checkpoint unusable ({error}): restarting from scratch")
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return None
+    if state is None:
+        say("no checkpoint written yet: training from scratch")
+        return None
+    if state.identity != identity:
+        changed = ", ".join(_differences(state.identity, identity)) or "identity"
+        say(
+            f"checkpoint in {checkpoint_dir} is from another run ({changed} differ): "
+            "restarting from scratch"
         )
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return None
+    if state.epoch > config.training.epochs:
+        say("checkpoint is past the last epoch: restarting from scratch")
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return None
+    say(
+        f"resuming from the checkpoint in {checkpoint_dir}: epoch {state.epoch} of "
+        f"{config.training.epochs} done (step {state.step})"
+    )
+    return state
 
 
 def train_aam(
@@ -117,21 +320,51 @@ def train_aam(
     *,
     progress: Callable[[int, int], None] | None = None,
     on_validation: Callable[[dict[str, Any]], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> TrainAAMResult:
-    """Train the Anonymizing Adapter Module on a complete raw store; write it to `output`."""
+    """Train the Anonymizing Adapter Module on a complete raw store; write it to `output`.
+
+    ``notify(message)`` hears, in one line each, how the features are held (in memory or
+    streamed, and how many bytes) and whether the run resumes a checkpoint or starts from scratch.
+    """
     config = config or TrainAAMConfig()
+
+    def say(message: str) -> None:
+        log.info("train-aam: %s", message)
+        if notify is not None:
+            notify(message)
+
     raw = open_store(store, kind="raw")
     output_dir = Path(output)
     _check_inputs(raw, output_dir, config)
-    train = load_split(raw, config.train_split)
-    val = load_split(raw, config.val_split)
-    feature_bytes = train.nbytes + val.nbytes
-    log.info(
-        "training AAM on %d train / %d val videos; features in memory: %.1f MB",
-        train.num_videos,
-        val.num_videos,
-        feature_bytes / 1e6,
-    )
+    data = plan_data(raw, config)
+    ledger = MemoryLedger()
+    train_rows = usable_rows(raw, config.train_split)
+    val_rows = usable_rows(raw, config.val_split)
+    say(data.describe())
+    train: Any
+    val: Any
+    if data.train_plan is None:
+        train, val = load_split(raw, config.train_split), load_split(raw, config.val_split)
+    else:
+        train = StreamingSplit(raw, train_rows, data.train_plan, ledger=ledger)
+        if data.val_plan is None:
+            val = load_split(raw, config.val_split)
+        else:
+            val = StreamingSplit(raw, val_rows, data.val_plan, ledger=ledger)
+    identity = run_identity(raw, config, data)
+    checkpoint_dir = output_dir / CHECKPOINT_DIR
+    resume = _resume_state(checkpoint_dir, identity, config, say)
+
+    def on_checkpoint(state: TrainState) -> None:
+        state.identity = identity
+        try:
+            save_train_state(checkpoint_dir, state)
+        except OSError as error:
+            raise AdapterError(
+                f"{checkpoint_dir}: cannot write checkpoint ({type(error).__name__}: {error})"
+            ) from error
+
     result: TrainResult = train_adapter(
         train,
         val,
@@ -139,7 +372,12 @@ def train_aam(
         config.adapter_config(raw.feature_dim),
         progress=progress,
         on_validation=on_validation,
+        on_checkpoint=on_checkpoint,
+        resume=resume,
     )
+    if isinstance(train, StreamingSplit):
+        train.release_buffers()
+    # The finished adapter replaces the directory (and the checkpoint in it) in one rename.
     save_adapter(
         output_dir,
         result.adapter,
@@ -149,7 +387,7 @@ def train_aam(
         store_identity(raw),
         result.history,
         selected=result.best,
-        overwrite=config.overwrite,
+        overwrite=True,
     )
     return TrainAAMResult(
         output=str(output_dir),
@@ -157,5 +395,9 @@ def train_aam(
         best=result.best,
         history=result.history,
         seconds=result.seconds,
-        feature_bytes=feature_bytes,
+        feature_bytes=data.train_bytes + data.val_bytes,
+        data_mode=data.mode,
+        memory_bytes=data.memory_bytes,
+        resumed_from=result.resumed_from,
+        peak_loader_bytes=None if data.mode == "memory" else ledger.peak,
     )

@@ -35,3 +35,42 @@ def retrieval_chance(num_videos: int, clips_per_video: int) -> float:
     """Expected same_video_retrieval for embeddings that carry no video identity."""
     total = num_videos * clips_per_video
     return (clips_per_video - 1) / (total - 1) if total > 1 else float("nan")
+
+
+class BlockedRetrieval:
+    """same_video_retrieval for features that do not fit in memory at once.
+
+    A block of query clips is kept; key clips stream past in blocks, in ascending order of their
+    flat index (video * M + clip), and each query keeps its best cosine so far and whether that
+    neighbour was of its own video. Strict ">" over ascending keys keeps the first maximum, as
+    argmax does in same_video_retrieval, so both give the same count up to float rounding.
+    """
+
+    def __init__(self, queries: Tensor, first_index: int, clips_per_video: int) -> None:
+        """``queries`` [n, D] (flattened [videos, M, D]); its rows have flat indices
+        first_index .. first_index + n - 1."""
+        self.queries = F.normalize(queries.to(torch.float32), dim=1)
+        dev = self.queries.device
+        self.index = torch.arange(first_index, first_index + len(queries), device=dev)
+        self.m = clips_per_video
+        self.best = torch.full((len(queries),), float("-inf"), device=dev)
+        self.same = torch.zeros(len(queries), dtype=torch.bool, device=dev)
+
+    @torch.no_grad()
+    def update(self, keys: Tensor, first_index: int, *, chunk_size: int = 2048) -> None:
+        """Offer key clips [k, D] whose flat indices start at ``first_index``."""
+        keys = F.normalize(keys.to(self.queries.device, torch.float32), dim=1)
+        key_index = torch.arange(first_index, first_index + len(keys), device=keys.device)
+        for start in range(0, len(self.queries), chunk_size):
+            q = self.queries[start : start + chunk_size]
+            qi = self.index[start : start + chunk_size]
+            sims = q @ keys.T
+            sims[qi[:, None] == key_index[None, :]] = float("-inf")
+            value, arg = sims.max(dim=1)
+            better = value > self.best[start : start + chunk_size]
+            rows = torch.nonzero(better).squeeze(1) + start
+            self.best[rows] = value[better]
+            self.same[rows] = (key_index[arg[better]] // self.m) == (self.index[rows] // self.m)
+
+    def hits(self) -> int:
+        return int(self.same.sum())

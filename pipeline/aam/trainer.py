@@ -1,8 +1,14 @@
-"""Training the anonymizing adapter and its seen-task heads on in-memory latent features.
+"""Training the anonymizing adapter and its seen-task heads on latent features.
 
-Memory: the features live in memory as float32 torch tensors, V * (K + S) * D * 4 bytes per split
-(V videos, K normal clips, S static clips, D features); e.g. 10,000 videos x (5 + 10) clips x 768
-x 4 B = 461 MB for train, plus val. On a GPU device the splits are copied there once.
+Memory: in-memory data (LatentTrainingData) holds float32 torch tensors, V * (K + S) * D * 4 bytes
+per split (V videos, K normal clips, S static clips, D features); e.g. 10,000 videos x (5 + 10)
+clips x 768 x 4 B = 461 MB for train, plus val. On a GPU device the splits are copied there once.
+A split may instead be a streaming source (pipeline.aam.streaming.StreamingSplit) that reads the
+store block by block in bounded memory; the trainer only asks it for batches and validation.
+
+Resuming: ``on_checkpoint`` receives the whole training state (TrainState) after every
+validation, and ``resume`` continues from one; with the same data, settings and device, a resumed
+CPU run ends with the same weights and history as an uninterrupted one (RNG states included).
 """
 
 from __future__ import annotations
@@ -10,9 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +28,7 @@ from pipeline.aam.heads import SeenTaskHead, create_heads, heads_state
 from pipeline.aam.losses import LossWeights, combined_objective, latent_consistency, nt_xent
 from pipeline.aam.metrics import retrieval_chance, same_video_retrieval
 from pipeline.aam.sampler import ClipSampler, StepSample
+from pipeline.aam.train_state import TrainState
 from pipeline.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -162,6 +169,14 @@ class LatentTrainingData:
         return self.clip_features.shape[2]
 
     @property
+    def num_clips(self) -> int:
+        return self.clip_features.shape[1]
+
+    @property
+    def num_static(self) -> int:
+        return self.static_features.shape[1]
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the features: V * (K + S) * D * 4 bytes."""
         return 4 * (self.clip_features.numel() + self.static_features.numel())
@@ -181,6 +196,40 @@ class LatentTrainingData:
         )
 
 
+class FeatureSource(Protocol):
+    """A split the trainer can use without holding it in memory (e.g. StreamingSplit)."""
+
+    num_videos: int
+    num_clips: int
+    num_static: int
+    dim: int
+
+    def targets(self) -> dict[str, Tensor]: ...
+
+    def batches(
+        self, sampler: ClipSampler, device: torch.device
+    ) -> Iterator[tuple[LatentTrainingData, StepSample]]:
+        """One epoch of (data on ``device``, sample indexing into that data) per step."""
+        ...
+
+    def validate(self, adapter: nn.Module, heads: list[SeenTaskHead]) -> dict[str, float]:
+        """The record of ``validate`` below, computed however the source can."""
+        ...
+
+
+TrainingData = LatentTrainingData | FeatureSource
+
+
+def _batches(
+    data: TrainingData, sampler: ClipSampler, device: torch.device
+) -> Iterator[tuple[LatentTrainingData, StepSample]]:
+    if isinstance(data, LatentTrainingData):  # already on the device
+        for sample in sampler.epoch():
+            yield data, sample
+    else:
+        yield from data.batches(sampler, device)
+
+
 @dataclass
 class TrainResult:
     """The selected checkpoint (adapter and heads on CPU, eval mode) and the run's record."""
@@ -195,6 +244,8 @@ class TrainResult:
     seconds: float
     adapter_config: AdapterConfig
     config: TrainConfig
+    resumed_from: int | None = None
+    """Joint epoch of the checkpoint this run resumed from (None: it started from scratch)."""
 
     @property
     def adapter_state(self) -> dict[str, Tensor]:
@@ -324,6 +375,14 @@ class _Front:
         self.items = [e for e in self.items if not self._dominates(record, e[0])]
         self.items.append(entry)
 
+    def restore(self, history: list[dict[str, Any]], state: TrainState) -> None:
+        """Back to the front of a saved TrainState; ``last`` is its current weights."""
+        self.items = [
+            (history[i], adapter, heads)
+            for i, (adapter, heads) in zip(state.front, state.front_states, strict=True)
+        ]
+        self.last = (history[-1], state.adapter, state.heads) if state.epoch > 0 else None
+
     def select(self, rule: str, reference_utility: float, tolerance: float):
         assert self.last is not None
         if rule == "last":
@@ -338,19 +397,30 @@ class _Front:
         return min(eligible, key=lambda e: (e[0][self.privacy], -e[0][self.utility]))
 
 
+def _validate(adapter: AnonymizingAdapter, heads: list[SeenTaskHead], data: TrainingData):
+    if isinstance(data, LatentTrainingData):
+        return validate(adapter, heads, data)
+    return data.validate(adapter, heads)
+
+
 def train_adapter(
-    train: LatentTrainingData,
-    val: LatentTrainingData,
+    train: TrainingData,
+    val: TrainingData,
     config: TrainConfig,
     adapter_config: AdapterConfig,
     *,
     progress: Callable[[int, int], None] | None = None,
     on_validation: Callable[[dict[str, Any]], None] | None = None,
+    on_checkpoint: Callable[[TrainState], None] | None = None,
+    resume: TrainState | None = None,
 ) -> TrainResult:
     """Fit the heads on raw features, then the adapter and heads jointly; keep one checkpoint.
 
+    ``train``/``val``: in-memory LatentTrainingData or a FeatureSource (streamed).
     ``progress(epochs_done, total_epochs)`` is called after every epoch (warm-up included);
-    ``on_validation(record)`` after every validation. See TrainConfig.selection for the rule.
+    ``on_validation(record)`` after every validation; ``on_checkpoint(state)`` after every
+    validation with the state ``resume`` accepts (the caller decides whether it matches this
+    run). See TrainConfig.selection for the rule.
     """
     if train.dim != adapter_config.dim or val.dim != adapter_config.dim:
         raise ConfigError(
@@ -359,31 +429,32 @@ def train_adapter(
         )
     if val.num_videos < 1:
         raise ConfigError("validation split is empty")
-    if config.w_motion and train.clip_features.shape[1] < 2:
+    if config.w_motion and train.num_clips < 2:
         raise ConfigError("w_motion > 0 needs at least 2 normal clips per video")
+    if resume is not None and not 0 <= resume.epoch <= config.epochs:
+        raise ConfigError(f"cannot resume from epoch {resume.epoch} of a {config.epochs}-epoch run")
     device = _resolve_device(config.device)
-    started = time.perf_counter()
+    started = time.perf_counter() - (resume.elapsed if resume is not None else 0.0)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(config.seed)
         adapter = AnonymizingAdapter(adapter_config).to(device)
         heads = [h.to(device) for h in create_heads(config.heads, train.dim, [train, val])]
-        tr, va = train.to(device), val.to(device)
+        tr = train.to(device) if isinstance(train, LatentTrainingData) else train
+        va = val.to(device) if isinstance(val, LatentTrainingData) else val
         sampler = ClipSampler(
-            tr.num_videos,
-            tr.clip_features.shape[1],
-            tr.static_features.shape[1],
-            config.batch_size,
-            seed=config.seed,
+            train.num_videos, train.num_clips, train.num_static, config.batch_size, seed=config.seed
         )
         total_epochs = config.head_warmup_epochs + config.epochs
         utility_key = f"{heads[0].name}_{heads[0].metric_name}"
         front = _Front(utility_key, config.selection_privacy)
         history: list[dict[str, Any]] = []
+        step = 0
+        opt = _adamw([adapter, *heads], config.lr, config.weight_decay)
 
         def record_validation(epoch: int, step: int, train_losses: dict[str, float] | None):
             record: dict[str, Any] = {"epoch": epoch, "step": step}
-            record.update(validate(adapter, heads, va))
+            record.update(_validate(adapter, heads, va))
             keys = ("total", "l_lc", "l_t", "l_b", "l_motion")
             record.update({f"train_{k}": (train_losses or {}).get(k) for k in keys})
             record["seconds"] = time.perf_counter() - started
@@ -400,29 +471,68 @@ def train_adapter(
                 on_validation(dict(record))
             return record
 
-        # Phase 1: heads alone on raw features (the untouched adapter is exactly the identity).
-        head_opt = _adamw(list(heads), config.head_lr, config.weight_decay)
-        for epoch in range(config.head_warmup_epochs):
-            for sample in sampler.epoch():
-                v = sample.videos.to(device)
-                z = tr.clip_features[v, sample.clips[:, 0].to(device)]
-                batch = {k: t[v] for k, t in tr.targets().items()}
-                loss = sum(h.weight * h.loss(h(z), batch) for h in heads)
-                head_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                head_opt.step()
+        def checkpoint(epoch: int) -> None:
+            if on_checkpoint is None:
+                return
+            index = {id(r): i for i, r in enumerate(history)}
+            on_checkpoint(
+                TrainState(
+                    epoch=epoch,
+                    step=step,
+                    elapsed=time.perf_counter() - started,
+                    history=[dict(r) for r in history],
+                    front=[index[id(r)] for r, _, _ in front.items],
+                    adapter=_state(adapter),
+                    heads=heads_state(heads),
+                    front_states=[(a, h) for _, a, h in front.items],
+                    optimizer=opt.state_dict() if epoch > 0 else None,
+                    sampler_rng=sampler.generator.get_state(),
+                    torch_rng=torch.get_rng_state(),
+                )
+            )
+
+        if resume is None:
+            # Phase 1: heads alone on raw features (the untouched adapter is exactly the identity).
+            head_opt = _adamw(list(heads), config.head_lr, config.weight_decay)
+            for epoch in range(config.head_warmup_epochs):
+                for data, sample in _batches(tr, sampler, device):
+                    v = sample.videos.to(device)
+                    z = data.clip_features[v, sample.clips[:, 0].to(device)]
+                    batch = {k: t[v] for k, t in data.targets().items()}
+                    loss = sum(h.weight * h.loss(h(z), batch) for h in heads)
+                    head_opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    head_opt.step()
+                if progress is not None:
+                    progress(epoch + 1, total_epochs)
+            del head_opt
+            record_validation(0, 0, None)
+            checkpoint(0)
+            first_epoch = 1
+        else:
+            adapter.load_state_dict(resume.adapter)
+            for h in heads:
+                h.load_state_dict(resume.heads[h.name])
+            if resume.optimizer is not None:
+                opt.load_state_dict(resume.optimizer)
+            sampler.generator.set_state(resume.sampler_rng)
+            torch.set_rng_state(resume.torch_rng)
+            history = [dict(r) for r in resume.history]
+            front.restore(history, resume)
+            step = resume.step
+            first_epoch = resume.epoch + 1
+            logger.info("aam resumed after epoch %d (step %d)", resume.epoch, step)
+            if on_validation is not None and history:
+                on_validation(dict(history[-1]))
             if progress is not None:
-                progress(epoch + 1, total_epochs)
-        record_validation(0, 0, None)
+                progress(config.head_warmup_epochs + resume.epoch, total_epochs)
 
         # Phase 2: adapter and heads in one optimiser.
-        opt = _adamw([adapter, *heads], config.lr, config.weight_decay)
-        step = 0
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first_epoch, config.epochs + 1):
             sums: dict[str, float] = {}
             n = 0
-            for sample in sampler.epoch():
-                losses = compute_losses(adapter, heads, tr, sample, config)
+            for data, sample in _batches(tr, sampler, device):
+                losses = compute_losses(adapter, heads, data, sample, config)
                 opt.zero_grad(set_to_none=True)
                 losses["total"].backward()
                 opt.step()
@@ -435,6 +545,7 @@ def train_adapter(
             if epoch % config.val_every == 0 or epoch == config.epochs:
                 rec = record_validation(epoch, step, {k: s / max(n, 1) for k, s in sums.items()})
                 front.offer(rec, adapter, heads)
+                checkpoint(epoch)
             if progress is not None:
                 progress(config.head_warmup_epochs + epoch, total_epochs)
 
@@ -463,4 +574,5 @@ def train_adapter(
         seconds=seconds,
         adapter_config=adapter_config,
         config=config,
+        resumed_from=None if resume is None else resume.epoch,
     )

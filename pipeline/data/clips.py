@@ -22,6 +22,9 @@ from pipeline.errors import ConfigError, VideoTooShortError
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 STATIC_ASPECT: tuple[float, float] = (3 / 4, 4 / 3)
+_LIMITS = {"frames_per_clip": 4096, "clips_per_video": 4096, "static_clips": 4096, "size": 4096}
+"""Upper bounds far above any encoder or protocol, so that a typo fails here with one line rather
+than as an allocation larger than memory."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class ClipSampling:
             or self.static_clips < 0
         ):
             raise ConfigError(f"sampling.static_clips must be >= 0, got {self.static_clips!r}")
+        for name, high in _LIMITS.items():
+            if getattr(self, name) > high:
+                raise ConfigError(
+                    f"sampling.{name} must be at most {high}, got {getattr(self, name)}"
+                )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
             raise ConfigError(f"sampling.seed must be an integer, got {self.seed!r}")
         for name in ("mean", "std"):

@@ -15,7 +15,8 @@ Memory: a minute of 1080p at 30 fps is ~11 GB of RGB. Pass ``short_side`` to dow
 frame inside libswscale while decoding (AREA interpolation: a proper box filter for downscaling,
 so nothing aliases; frames are never upscaled). The clip sampler resizes to ``ClipSampling.size``
 anyway, so decoding with ``short_side`` of at least that size loses nothing the encoder would see.
-The output array is preallocated from the container's frame count (no list + stack copy).
+The output array is preallocated from the container's frame count (no list + stack copy),
+capped by the file size so that a damaged header claiming billions of frames costs nothing.
 
 Speed: codec threads (``thread_type="AUTO"``) are used only for frames of at least 1280x720.
 Measured on the 2-core dev machine, H.264 300 frames, frames/s single-threaded vs AUTO threads:
@@ -33,17 +34,24 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
-from pipeline.errors import CorruptVideoError, TruncatedVideoError, VideoTooShortError
+from pipeline.errors import (
+    CorruptVideoError,
+    TruncatedVideoError,
+    VideoError,
+    VideoTooShortError,
+)
 
 log = logging.getLogger(__name__)
 
 # Frames with at least this many pixels are decoded with codec threads.
 THREAD_MIN_PIXELS = 1280 * 720
 _INTERPOLATION = "AREA"
+_FALLBACK_FRAMES = 64  # initial buffer when the header's frame count cannot be allocated
 
 
 def probe_video(path: str | os.PathLike[str]) -> tuple[int, float, int, int]:
@@ -98,13 +106,12 @@ def decode_video(
             threads = width * height >= THREAD_MIN_PIXELS
         if threads:
             stream.thread_type = "AUTO"
-        hint = max(int(stream.frames or 0), int(expected_frames or 0), 1)
-        buffer = np.empty((hint, out_h, out_w, 3), dtype=np.uint8)
+        buffer = _frame_buffer(path, stream, expected_frames, (out_h, out_w))
         n = 0
         try:
             for frame in container.decode(stream):
                 if n == len(buffer):  # the header under-counted: grow geometrically
-                    bigger = np.empty((2 * len(buffer), out_h, out_w, 3), dtype=np.uint8)
+                    bigger = _empty(path, 2 * len(buffer), (out_h, out_w))
                     bigger[:n] = buffer[:n]
                     buffer = bigger
                 if resize or frame.width != width or frame.height != height:
@@ -128,6 +135,33 @@ def decode_video(
         log.debug("%s: decoded %d frames, manifest says %d", path, n, expected_frames)
     # Copy only when the buffer over-allocated, so the result does not pin unused memory.
     return buffer if n == len(buffer) else buffer[:n].copy()
+
+
+def _frame_buffer(
+    path: str | os.PathLike[str], stream: Any, expected_frames: int | None, hw: tuple[int, int]
+) -> np.ndarray:
+    """The output array, sized from the header's (or the manifest's) frame count.
+
+    A damaged header can claim billions of frames: a coded frame takes at least one byte of the
+    file, so the count is capped by the file size, and an allocation that still fails falls back
+    to a small buffer that grows as frames really decode.
+    """
+    claimed = max(int(stream.frames or 0), int(expected_frames or 0), 1)
+    hint = min(claimed, max(1, Path(path).stat().st_size))
+    try:
+        return np.empty((hint, *hw, 3), dtype=np.uint8)
+    except MemoryError:
+        return _empty(path, min(hint, _FALLBACK_FRAMES), hw)
+
+
+def _empty(path: str | os.PathLike[str], frames: int, hw: tuple[int, int]) -> np.ndarray:
+    try:
+        return np.empty((frames, *hw, 3), dtype=np.uint8)
+    except MemoryError:
+        gigabytes = frames * hw[0] * hw[1] * 3 / 1e9
+        raise VideoError(
+            path, f"{frames} frames of {hw[1]}x{hw[0]} ({gigabytes:.1f} GB) do not fit in memory"
+        ) from None
 
 
 def _target_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
@@ -160,6 +194,10 @@ def _open(path: str | os.PathLike[str]) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise CorruptVideoError(path, "no video stream")
+    if container.streams.video[0].codec_context is None:
+        # A damaged codec id in the header: the stream exists, but nothing can decode it.
+        container.close()
+        raise CorruptVideoError(path, "unknown video codec")
     return container
 
 

@@ -7,9 +7,10 @@ built from it):
 column       type                        req.  meaning; default when the column is absent
 ===========  ==========================  ====  =================================================
 video_id     string                      yes   unique, non-empty
-path         string                      yes   relative to the manifest's directory; absolute
-                                               paths, ``..`` and symlinks leaving the directory
-                                               are refused unless ``allow_outside_root=True``
+path         string                      yes   relative to the root (the manifest's directory
+                                               or ``read_manifest(root=...)``); absolute paths,
+                                               ``..`` and symlinks leaving the root are refused
+                                               unless ``allow_outside_root=True``
 split        string                      yes   one of ``SPLITS``
 action       int32                       yes   action class, -1 where none
 kind         string                      no    trimmed | untrimmed | anomaly; "trimmed"
@@ -185,9 +186,13 @@ class DatasetInfo:
         attrs = doc.get("attributes", {})
         if not isinstance(attrs, dict) or not all(isinstance(a, dict) for a in attrs.values()):
             raise ManifestError("anon_store metadata: 'attributes' must map names to objects")
-        for key in ("actions", "anomaly_types"):
-            if not isinstance(doc.get(key, []), list):
+        names = [(key, doc.get(key, [])) for key in ("actions", "anomaly_types")]
+        names += [(f"attributes.{n}.values", a.get("values", [])) for n, a in attrs.items()]
+        for key, value in names:
+            if not isinstance(value, list) or not all(_is_name(v) for v in value):
                 raise ManifestError(f"anon_store metadata: {key!r} must be a list of names")
+        if not _is_name(doc.get("name", "")):
+            raise ManifestError("anon_store metadata: 'name' must be a string")
         return cls(
             name=str(doc.get("name", "")),
             actions=tuple(doc.get("actions", [])),
@@ -207,6 +212,11 @@ class DatasetInfo:
         return tuple(n for n, a in self.attributes.items() if a.role == "context")
 
 
+def _is_name(value: Any) -> bool:
+    """A label name in the metadata JSON: a string or a number (never null, a list or an object)."""
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A validated manifest: the normalised table, the directory paths are relative to, labels."""
@@ -214,7 +224,8 @@ class Manifest:
     table: pa.Table
     """Normalised table: every column of the schema present, canonical order and types."""
     root: Path
-    """Directory that relative ``path`` values are resolved against (the manifest's directory)."""
+    """Directory that relative ``path`` values are resolved against (by default the manifest's
+    directory; ``read_manifest(root=...)`` names another)."""
     info: DatasetInfo
     """What the integer labels mean."""
     sha256: str
@@ -260,11 +271,15 @@ class Manifest:
 def read_manifest(
     path: str | os.PathLike[str],
     *,
+    root: str | os.PathLike[str] | None = None,
     allow_outside_root: bool = False,
     check_files: bool = True,
 ) -> Manifest:
     """Read and validate a manifest (a parquet file, or a directory holding ``manifest.parquet``).
 
+    ``root``: the directory relative paths are resolved under (default: the manifest's own
+    directory). A path that leaves it - absolute, through ``..``, or through a symlink pointing
+    out - is refused unless ``allow_outside_root``; the hash does not depend on the root.
     Raises ManifestError with one line naming the file, the row (index and video_id) and the
     column of the first problem found.
     """
@@ -276,6 +291,9 @@ def read_manifest(
     try:
         pf = pq.ParquetFile(file)
         table = pf.read()
+        # Parquet does not check what it decodes: damaged bytes can yield invalid UTF-8 strings
+        # or list offsets, which only a full validation catches before anything reads them.
+        table.validate(full=True)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise ManifestError(f"{file}: not a readable parquet file ({_one_line(e)})") from None
     metadata = table.schema.metadata or {}
@@ -285,13 +303,18 @@ def read_manifest(
             info = DatasetInfo.from_json(metadata[METADATA_KEY])
         except ManifestError as e:
             raise ManifestError(f"{file}: {e}") from None
-    root = file.parent.absolute()
+    if root is None:
+        root = file.parent.absolute()
+    else:
+        root = Path(root).expanduser().absolute()
+        if not root.is_dir():
+            raise ManifestError(f"{file}: video root {root} is not a directory")
     table, info = _normalise(
         table,
         info,
         source=str(file),
         root=root,
-        default_name=root.name,
+        default_name=file.parent.absolute().name,
         allow_outside_root=allow_outside_root,
         check_files=check_files,
         probe_missing=check_files,
@@ -631,32 +654,39 @@ def _check_paths(
     for i, p in enumerate(paths):
         if not p.strip():
             ctx.fail("empty path", column="path", row=i)
+        if "\0" in p:
+            ctx.fail(f"path {p!r} contains a NUL byte", column="path", row=i)
         full = root / p  # an absolute p replaces root
         if not allow_outside_root:
             if Path(p).is_absolute() or os.path.isabs(p):
                 ctx.fail(
                     f"absolute path {p!r} refused (paths are relative to {root}; "
-                    "pass allow_outside_root=True to allow)",
+                    "allow with allow_outside_root=True or --allow-outside-root)",
                     column="path",
                     row=i,
                 )
             if ".." in Path(p).parts:
                 ctx.fail(
-                    f"path {p!r} escapes the manifest directory with '..' "
-                    "(pass allow_outside_root=True to allow)",
+                    f"path {p!r} escapes the video root with '..' "
+                    "(allow with allow_outside_root=True or --allow-outside-root)",
                     column="path",
                     row=i,
                 )
             real = os.path.realpath(full)
             if os.path.commonpath([real_root, real]) != real_root:
                 ctx.fail(
-                    f"path {p!r} resolves to {real}, outside the manifest directory "
-                    "(a symlink?; pass allow_outside_root=True to allow)",
+                    f"path {p!r} resolves to {real}, outside the video root {root} "
+                    "(a symlink?; allow with allow_outside_root=True or --allow-outside-root)",
                     column="path",
                     row=i,
                 )
-        if check_files and not full.is_file():
-            ctx.fail(f"video file not found: {full}", column="path", row=i)
+        if check_files:
+            try:
+                found = full.is_file()
+            except OSError as e:  # e.g. a name longer than the filesystem allows
+                ctx.fail(f"cannot access {p!r}: {e.strerror or e}", column="path", row=i)
+            if not found:
+                ctx.fail(f"video file not found: {full}", column="path", row=i)
 
 
 def _probe_all(root: Path, paths: list[str]) -> list[tuple[int, float]]:
@@ -668,7 +698,7 @@ def _probe_all(root: Path, paths: list[str]) -> list[tuple[int, float]]:
             num_frames, fps, _, _ = probe_video(root / p)
             out.append((num_frames, fps))
         except VideoError as e:
-            log.warning("cannot probe %s, frame count unknown: %s", root / p, e)
+            log.warning("cannot probe %s, frame count unknown: %s: %s", p, e.reason, e.detail)
             out.append((-1, math.nan))
     log.info("probed %d videos for fps/num_frames", len(paths))
     return out

@@ -95,7 +95,9 @@ class VideoEncoder:
             return torch.empty(0, self.hidden_size)
         if self.device.type == "cuda":
             # Pinned host memory lets the copy overlap with queued GPU work.
-            clips = clips.pin_memory().to(self.device, non_blocking=True)
+            if not clips.is_pinned():
+                clips = clips.contiguous().pin_memory()
+            clips = clips.to(self.device, non_blocking=True)
         dtype = _DTYPES.get(self.precision)
         self.model.eval()
         with (
@@ -131,12 +133,21 @@ def load_encoder(
     device: str = "auto",
     precision: str = "auto",
     trust_remote_code: bool = False,
+    record_paths: bool = False,
 ) -> VideoEncoder:
     """Load a video encoder from a local model directory, a cached hub id, or "tiny".
 
     device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     precision: "auto" (bfloat16 autocast on CUDA, float32 on CPU), "float32", "bfloat16"
     (autocast), "float16" (autocast, CUDA only). Weights stay float32 in memory either way.
+    trust_remote_code: let transformers import Python code shipped with the model (``auto_map``
+    in its config). Off unless the user asks (``--trust-remote-code``): a model directory is
+    data, and loading it must not run code. Weights are read from safetensors, or from
+    ``*.bin`` with ``torch.load(weights_only=True)`` (no arbitrary pickle).
+    record_paths: keep the absolute model directory in ``identity["source"]``. By default the
+    identity is path-free, so the stores it is written into name no directory of this machine:
+    a local directory is recorded by its base name, and it is identified by the content hashes
+    ``weights_sha256`` and ``config_sha256``.
     Raises EncoderError if the model cannot be loaded or is not a supported family, ConfigError for
     a bad device/precision.
     """
@@ -154,9 +165,10 @@ def load_encoder(
     model = _load_model(source, located, family, trust_remote_code)
     directory = located.directory
     mean, std = _normalisation(directory)
+    config_json = _config_dict(config)
     identity = {
         "name": _name(source, located),
-        "source": source,
+        "source": _source(source, located, record_paths),
         "family": family.name,
         "model_type": config.model_type,
         "pooling": family.pooling,
@@ -167,7 +179,10 @@ def load_encoder(
         "std": list(std),
         "weights_sha256": weights_sha256(directory) if directory else None,
         "revision": None if located.local else getattr(config, "_commit_hash", None),
-        "config": _config_dict(config),
+        "config_sha256": hashlib.sha256(
+            json.dumps(config_json, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest(),
+        "config": config_json,
     }
     encoder = VideoEncoder(
         model.to(dev),
@@ -310,6 +325,7 @@ def _load_model(
             located.load_from,
             local_files_only=located.local,
             trust_remote_code=trust_remote_code,
+            weights_only=True,  # *.bin checkpoints: torch's restricted unpickler, never pickle
             dtype=torch.float32,
             output_loading_info=True,
             **kwargs,
@@ -317,6 +333,11 @@ def _load_model(
     except Exception as exc:
         if not located.local:
             raise _unreachable(source) from None
+        if type(exc).__name__ == "UnpicklingError":  # torch's weights-only unpickler said no
+            raise EncoderError(
+                f"cannot load encoder {source!r}: its weight file is a pickle holding more than "
+                "tensors, which anon-store never unpickles; convert it to safetensors"
+            ) from None
         raise EncoderError(f"cannot load encoder {source!r}: {_one_line(exc)}") from None
     finally:
         if bars:
@@ -360,6 +381,15 @@ def _name(source: str, located: _Located) -> str:
     if located.local:
         return Path(located.load_from).name
     return located.load_from
+
+
+def _source(source: str, located: _Located, record_paths: bool) -> str:
+    """What the identity says the encoder was loaded from: "tiny" and hub ids as given, a local
+    directory by its base name (its absolute path only with ``record_paths``)."""
+    if source == "tiny" or not located.local:
+        return source
+    path = Path(located.load_from).expanduser()
+    return str(path.absolute()) if record_paths else path.absolute().name
 
 
 def _config_dict(config: Any) -> dict[str, Any]:

@@ -6,10 +6,18 @@ Recipe (TinyEncoderConfig defaults) and why
 - Architecture: VideoMAE, 64 px, 16 consecutive frames, patch 16, hidden 128, 4 layers, 4 heads,
   MLP 512 (~1.2 M parameters): small enough to train in minutes and to encode thousands of clips
   per minute on 2 CPU cores.
-- Tubelet 4 (4 temporal token slots): masked-autoencoder pretraining and tubelet 2 left the pooled
-  embedding blind to motion (FINDINGS #1, #9); tubelet 8 learns but sees only 2 time slots. The
-  synthetic actions differ in direction of travel, growth/shrinkage and which part oscillates at
-  what rate; 4 slots give the mean-pooled tokens enough temporal resolution at ~1.5x the cost of 8.
+- Tubelet 16 (one temporal slot: 16 tokens of 16x16x16 voxels), with 96 of the 128 patch-embedding
+  channels initialised as drifting / flickering Gabor filters (motion energy). Masked-autoencoder
+  pretraining and tubelet 2 left the pooled embedding blind to motion (FINDINGS #1, #9). A recipe
+  sweep on the default benchmark's pretrain split (benchmarks/tiny_recipe_sweep.py, same seed,
+  held-out pretrain videos) gave tubelet 4 / 1,500 steps 0.787, tubelet 8 / 1,500 steps 0.853-0.86,
+  tubelet 16 / 2,000 steps 0.933-0.94: the motion-energy filters see all 16 frames at once, and
+  16 tokens cost a quarter of tubelet 4's 64 per step (and per extracted clip).
+- Appearance: a "thumbnail" objective regresses an 8x8 thumbnail of the clip's middle frame from
+  the pooled embedding (weight 1), so the embedding keeps scene and person colours as a
+  foundation model's does. Classifying the person attributes directly ("attributes") stayed at
+  chance cross-entropy in the sweep (1.00 vs 1.04): the attributes are not what this small ViT
+  learns from 4,500 videos, so the recipe does not pretend to train them in.
 - SUPERVISED action classification on the `pretrain` split only (never train/val/test, which the
   probes use), with a linear head on the MEAN of last_hidden_state: the very pooling the registry
   applies at extraction, so what the head needs is what downstream linear probes get.
@@ -36,7 +44,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +66,7 @@ DEFAULT_CACHE = "~/.cache/anon-store"
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
+APPEARANCE_OBJECTIVES = ("none", "thumbnail", "attributes")
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total) with stage "generate", "decode" or "train"."""
 
@@ -72,8 +81,8 @@ class TinyEncoderConfig:
     """Frames per clip (consecutive, stride 1)."""
     patch_size: int = 16
     """Spatial patch size in pixels."""
-    tubelet_size: int = 4
-    """Frames per token; num_frames // tubelet_size temporal slots."""
+    tubelet_size: int = 16
+    """Frames per token; num_frames // tubelet_size temporal slots (16: one slot, 16 tokens)."""
     hidden_size: int = 128
     """Token width, also the embedding dimension D."""
     num_layers: int = 4
@@ -82,8 +91,11 @@ class TinyEncoderConfig:
     """Attention heads."""
     intermediate_size: int = 512
     """MLP width of each layer."""
-    motion_filters: int = 64
+    motion_filters: int = 96
     """Patch-embedding channels initialised as drifting / flickering Gabor filters (0 = none)."""
+    colour_filters: int = 0
+    """Patch-embedding channels (after the motion ones) initialised as time-averaged colour
+    detectors over quarter-patch blocks (0 = none)."""
     batch_size: int = 32
     """Clips per optimiser step."""
     lr: float = 1e-3
@@ -92,10 +104,11 @@ class TinyEncoderConfig:
     """AdamW weight decay."""
     warmup_steps: int = 30
     """Linear warm-up steps before the cosine decay."""
-    max_steps: int = 1500
+    max_steps: int = 2000
     """Optimiser steps (the cosine schedule spans them)."""
-    max_seconds: float = 270.0
-    """Wall-clock budget of the training loop; training stops when it is spent."""
+    max_seconds: float = 600.0
+    """Wall-clock safety net of the training loop: training stops (and the cosine schedule ends)
+    when it is spent, e.g. on a busy machine. Uncontended 2 cores need ~0.066 s per step."""
     grad_clip: float = 1.0
     """Gradient norm clipping."""
     flip: bool = True
@@ -108,6 +121,20 @@ class TinyEncoderConfig:
     """Evenly spaced clips per held-out video (logits averaged)."""
     seed: int = 0
     """Seeds the initial weights, the held-out choice and the data order."""
+    pretrain_seeds: tuple[int, ...] = (0, 1, 2)
+    """Synthetic benchmark seeds whose `pretrain` split tiny_encoder_path generates and trains
+    on (1,500 videos each at the default scale): more distinct videos, less overfitting."""
+    threads: int | None = None
+    """torch threads while training; None keeps the current setting. On a busy machine 1 thread
+    wastes far less CPU than 2 spinning ones."""
+    appearance: str = "thumbnail"
+    """Auxiliary objective that keeps appearance in the pooled embedding: "none", "thumbnail"
+    (regress a thumbnail of the clip's middle frame) or "attributes" (classify the pretrain
+    videos' person attributes)."""
+    appearance_weight: float = 1.0
+    """Weight of the appearance objective relative to the action cross-entropy."""
+    thumbnail_size: int = 8
+    """Side of the thumbnail regressed by the "thumbnail" objective."""
 
     def __post_init__(self) -> None:
         for name in ("image_size", "num_frames", "patch_size", "tubelet_size", "hidden_size",
@@ -120,6 +147,11 @@ class TinyEncoderConfig:
                               "must be 0")  # fmt: skip
         if self.hidden_size % self.num_heads:
             raise ConfigError("tiny encoder: hidden_size must be a multiple of num_heads")
+        if self.appearance not in APPEARANCE_OBJECTIVES:
+            raise ConfigError(f"tiny encoder appearance must be one of {APPEARANCE_OBJECTIVES}, "
+                              f"got {self.appearance!r}")  # fmt: skip
+        if self.appearance_weight < 0 or self.thumbnail_size < 1:
+            raise ConfigError("tiny encoder: appearance_weight >= 0 and thumbnail_size >= 1")
         if not self.max_seconds > 0 or self.lr <= 0:
             raise ConfigError("tiny encoder: max_seconds and lr must be positive")
 
@@ -142,6 +174,8 @@ class TinyBuildReport:
     """Training loss, mean over the last 10% of steps."""
     final_accuracy: float
     """Training accuracy (augmented clips), mean over the last 10% of steps."""
+    final_appearance_loss: float
+    """Appearance objective (unweighted), mean over the last 10% of steps (0 when "none")."""
     heldout_accuracy: float | None
     """Top-1 on held-out pretrain videos (eval_clips clips each), None if none were held out."""
     train_videos: int
@@ -158,17 +192,21 @@ class TinyBuildReport:
 
 
 def build_tiny_encoder(
-    pretrain_manifest_path: str | os.PathLike[str],
+    pretrain_manifest_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     config: TinyEncoderConfig | None = None,
     progress: Progress | None = None,
+    *,
+    device: str = "cpu",
 ) -> TinyBuildReport:
-    """Train the tiny encoder on the manifest's `pretrain` split and save it into ``out_dir``.
+    """Train the tiny encoder on the `pretrain` split of one or more manifests; save into out_dir.
 
-    ``out_dir`` receives config.json + model.safetensors (a VideoMAEModel, loadable with
-    load_encoder), preprocessor_config.json (ImageNet mean/std used in training) and
-    anon_store_tiny.json (name, recipe, report, dataset, label maps). It must not exist or be
-    empty. Raises ConfigError when the manifest has no usable labelled pretrain video.
+    Only rows of split "pretrain" with an action label are used; all manifests must share the
+    action names. ``out_dir`` receives config.json + model.safetensors (a VideoMAEModel, loadable
+    with load_encoder), preprocessor_config.json (ImageNet mean/std used in training) and
+    anon_store_tiny.json (name, recipe, report, dataset, label maps), written last. It must not
+    exist or be empty. Raises ConfigError when no usable labelled pretrain video is found.
+    ``device`` only changes where training runs (recipe experiments on a GPU), not the recipe.
     """
     from pipeline.data.manifest import read_manifest
 
@@ -177,33 +215,45 @@ def build_tiny_encoder(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} exists and is not an empty directory")
-    manifest = read_manifest(pretrain_manifest_path).select("pretrain")
-    actions = manifest.info.actions
-    labels = manifest.table.column("action").to_numpy()
-    keep = np.flatnonzero(labels >= 0)
-    if len(keep) == 0 or not actions:
-        raise ConfigError(f"{pretrain_manifest_path}: no labelled videos in the pretrain split")
-
-    videos, video_labels, skipped = _decode_all(manifest, keep, config, progress)
+    sources = (
+        [pretrain_manifest_path]
+        if isinstance(pretrain_manifest_path, str | os.PathLike)
+        else list(pretrain_manifest_path)
+    )
+    manifests = [read_manifest(src).select("pretrain") for src in sources]
+    actions = manifests[0].info.actions
+    if not actions or any(m.info.actions != actions for m in manifests):
+        raise ConfigError("pretrain manifests must name the same, non-empty, action classes")
+    person = _person_attributes(manifests[0].info) if config.appearance == "attributes" else {}
+    if config.appearance == "attributes" and not person:
+        raise ConfigError("the attributes objective needs person attributes in the manifest")
+    videos: list[torch.Tensor] = []
+    label_parts, skipped = [], 0
+    for src, manifest in zip(sources, manifests, strict=True):
+        labels = manifest.table.column("action").to_numpy()
+        v, y, k = _decode_all(manifest, np.flatnonzero(labels >= 0), list(person), config, progress)
+        videos += v
+        label_parts.append(y)
+        skipped += k
+        logger.info("tiny encoder: %d pretrain videos from %s", len(v), src)
+    video_labels = np.concatenate(label_parts)
     if not videos:
-        raise ConfigError(f"{pretrain_manifest_path}: no pretrain video could be decoded")
+        raise ConfigError(f"{', '.join(map(str, sources))}: no labelled pretrain video decoded")
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(videos))
     n_held = min(config.heldout_videos, len(videos) // 10)
     held, train = order[:n_held], order[n_held:]
 
-    torch.manual_seed(config.seed)
-    model = _new_model(config)
-    if config.motion_filters:
-        motion_energy_init(model.embeddings.patch_embeddings.projection, config.motion_filters,
-                           seed=config.seed)  # fmt: skip
-    head = torch.nn.Linear(config.hidden_size, len(actions))
-    flips = augment.flip_map(actions) if config.flip else np.full(len(actions), -1)
-    reverses = augment.reverse_map(actions) if config.time_reverse else np.full(len(actions), -1)
-    stats = _train(model, head, videos, video_labels, train, flips, reverses, config, rng,
-                   progress)  # fmt: skip
-    held_acc = _evaluate(model, head, [videos[i] for i in held], video_labels[held], config)
-
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        model, stats, held_acc, flips, reverses = _fit(
+            videos, video_labels, held, train, actions, person, config, rng, progress, device
+        )
+        used_threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
     tail = max(1, stats["steps"] // 10)
     report = TinyBuildReport(
         steps=stats["steps"],
@@ -213,11 +263,12 @@ def build_tiny_encoder(
         seconds_per_step=round(stats["seconds"] / max(1, stats["steps"]), 4),
         final_loss=round(float(np.mean(stats["losses"][-tail:])), 4),
         final_accuracy=round(float(np.mean(stats["accs"][-tail:])), 4),
+        final_appearance_loss=round(float(np.mean(stats["appearance_losses"][-tail:])), 4),
         heldout_accuracy=None if held_acc is None else round(held_acc, 4),
         train_videos=len(train),
         heldout_videos=len(held),
         skipped_videos=skipped,
-        torch_threads=torch.get_num_threads(),
+        torch_threads=used_threads,
     )
     record = {
         "name": f"anon-store-{tiny_version(config)}",
@@ -225,20 +276,97 @@ def build_tiny_encoder(
         "recipe": asdict(config),
         "report": asdict(report),
         "dataset": {
-            "name": manifest.info.name,
-            "pretrain_manifest_sha256": manifest.sha256,
+            "name": manifests[0].info.name,
+            "pretrain_manifest_sha256": [m.sha256 for m in manifests],
             "actions": list(actions),
         },
         "label_maps": {
             "flip": augment.describe(actions, flips),
             "time_reverse": augment.describe(actions, reverses),
         },
+        "appearance_targets": list(person) if person else config.appearance,
         "pooling": "mean of last_hidden_state (VideoMAEModel, use_mean_pooling)",
         "versions": _versions(),
     }
     _save(model, out, config, record)
     logger.info("tiny encoder built in %.1f s: %s", report.total_seconds, report)
     return report
+
+
+def _fit(
+    videos: list[torch.Tensor],
+    video_labels: np.ndarray,
+    held: np.ndarray,
+    train: np.ndarray,
+    actions: tuple[str, ...],
+    person: dict[str, int],
+    config: TinyEncoderConfig,
+    rng: np.random.Generator,
+    progress: Progress | None,
+    device: str = "cpu",
+) -> tuple[torch.nn.Module, dict[str, Any], float | None, np.ndarray, np.ndarray]:
+    """Initialise, train and evaluate; returns (model, train stats, held-out acc, maps)."""
+    torch.manual_seed(config.seed)
+    model = _new_model(config)
+    if config.motion_filters:
+        motion_energy_init(model.embeddings.patch_embeddings.projection, config.motion_filters,
+                           seed=config.seed)  # fmt: skip
+    if config.colour_filters:
+        colour_blob_init(model.embeddings.patch_embeddings.projection, config.colour_filters,
+                         first=config.motion_filters)  # fmt: skip
+    heads = _Heads(config, len(actions), person)
+    flips = augment.flip_map(actions) if config.flip else np.full(len(actions), -1)
+    reverses = augment.reverse_map(actions) if config.time_reverse else np.full(len(actions), -1)
+    model.to(device)
+    heads.to(device)
+    stats = _train(model, heads, videos, video_labels, train, flips, reverses, config, rng,
+                   progress, device)  # fmt: skip
+    held_acc = _evaluate(model, heads.action, [videos[i] for i in held], video_labels[held, 0],
+                         config, device)  # fmt: skip
+    return model.cpu(), stats, held_acc, flips, reverses
+
+
+def _person_attributes(info: Any) -> dict[str, int]:
+    """Person attribute name -> number of values (the "attributes" appearance targets)."""
+    return {n: len(a.values) for n, a in info.attributes.items() if a.role == "person"}
+
+
+class _Heads(torch.nn.Module):
+    """Training-only heads on the pooled embedding: the action classifier and the appearance
+    objective (none, a thumbnail regressor, or one classifier per person attribute)."""
+
+    def __init__(self, config: TinyEncoderConfig, n_actions: int, person: dict[str, int]):
+        super().__init__()
+        d = config.hidden_size
+        self.config = config
+        self.action = torch.nn.Linear(d, n_actions)
+        self.thumbnail = (
+            torch.nn.Linear(d, 3 * config.thumbnail_size**2)
+            if config.appearance == "thumbnail"
+            else None
+        )
+        self.attributes = torch.nn.ModuleList(torch.nn.Linear(d, n) for n in person.values())
+
+    def losses(
+        self, pooled: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(action logits, action loss, appearance loss) for pixel batch x [B, T, C, H, W]."""
+        logits = self.action(pooled)
+        action_loss = F.cross_entropy(logits, y[:, 0])
+        appearance = pooled.new_zeros(())
+        if self.thumbnail is not None:
+            s = self.config.thumbnail_size
+            middle = x[:, x.shape[1] // 2]
+            target = F.adaptive_avg_pool2d(middle, s).flatten(1)
+            appearance = F.mse_loss(self.thumbnail(pooled), target)
+        elif len(self.attributes):
+            parts = [
+                F.cross_entropy(head(pooled), y[:, k + 1], ignore_index=-1)
+                for k, head in enumerate(self.attributes)
+                if bool((y[:, k + 1] >= 0).any())
+            ]
+            appearance = torch.stack(parts).mean() if parts else appearance
+        return logits, action_loss, appearance
 
 
 def _new_model(config: TinyEncoderConfig) -> torch.nn.Module:
@@ -257,6 +385,37 @@ def _new_model(config: TinyEncoderConfig) -> torch.nn.Module:
         attn_implementation="sdpa",
     )
     return VideoMAEModel(cfg)
+
+
+def colour_blob_init(conv: torch.nn.Conv3d, n: int, *, first: int = 0) -> None:
+    """Overwrite output channels first..first+n of a patch-embedding Conv3d with colour detectors.
+
+    Each filter averages one colour direction (R, G, B, R-G, B-Y, luminance) over all frames of
+    one quarter of the patch (4 blocks x 6 colours = 24 distinct filters, cycled when n > 24),
+    scaled to the mean norm of the default-initialised channels / sqrt(voxels per block). Why:
+    the motion filters are zero-mean (colour-blind) and a random linear patch embedding puts
+    little of its variance on the colour of a small region, so a person's skin or clothing colour
+    is hard to find.
+    """
+    d, _, t, p, _ = conv.weight.shape
+    colours = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, -1, 0], [-0.5, -0.5, 1],
+                            [1, 1, 1]], dtype=torch.float32)  # fmt: skip
+    h = p // 2
+    filters = []
+    for colour in colours:
+        for by in range(2):
+            for bx in range(2):
+                mask = torch.zeros(p, p)
+                mask[by * h : (by + 1) * h, bx * h : (bx + 1) * h] = 1.0
+                filters.append(colour[:, None, None, None] * mask[None, None].expand(1, t, p, p))
+    n = max(0, min(n, d - first))
+    with torch.no_grad():
+        rest = conv.weight.flatten(1).norm(dim=1).mean()
+        for k in range(n):
+            f = filters[k % len(filters)]
+            # A random filter's response to a smooth input is ~ its norm times the input's rms;
+            # a block average's is sqrt(voxels) times larger (nothing cancels): scale it down.
+            conv.weight[first + k] = f * (rest / f.norm() / math.sqrt(t * h * h))
 
 
 def motion_energy_init(conv: torch.nn.Conv3d, n: int, *, seed: int = 0) -> None:
@@ -292,9 +451,10 @@ def motion_energy_init(conv: torch.nn.Conv3d, n: int, *, seed: int = 0) -> None:
         for orientation in range(4):
             theta = orientation * math.pi / 4
             phase = (2 * math.pi / 16) * (xx * math.cos(theta) + yy * math.sin(theta))[None]
-            for phi in (0.0, math.pi / 2):
-                flicker = torch.cos(2 * math.pi * tt / t_period + phi)
-                filters.append(env * torch.cos(phase) * flicker)
+            for spatial in (torch.cos(phase), torch.sin(phase)):
+                for phi in (0.0, math.pi / 2):
+                    flicker = torch.cos(2 * math.pi * tt / t_period + phi)
+                    filters.append(env * spatial * flicker)
     n = min(n, d, len(filters))
     pick = torch.randperm(len(filters), generator=torch.Generator().manual_seed(seed))[:n]
     bank = torch.stack(filters)[pick]
@@ -307,16 +467,27 @@ def motion_energy_init(conv: torch.nn.Conv3d, n: int, *, seed: int = 0) -> None:
 
 
 def _decode_all(
-    manifest: Any, rows: np.ndarray, config: TinyEncoderConfig, progress: Progress | None
+    manifest: Any,
+    rows: np.ndarray,
+    attributes: list[str],
+    config: TinyEncoderConfig,
+    progress: Progress | None,
 ) -> tuple[list[torch.Tensor], np.ndarray, int]:
-    """Decode the chosen rows once into uint8 [N, size, size, 3] tensors (centre square)."""
+    """Decode the chosen rows once into uint8 [N, size, size, 3] tensors (centre square).
+
+    Labels come back as int64 [N, 1 + len(attributes)]: the action, then each attribute.
+    """
     from pipeline.data.decode import decode_video
+    from pipeline.data.prefetch import run_ahead
 
     paths = manifest.video_paths()
     frames_col = manifest.table.column("num_frames").to_numpy()
-    labels = manifest.table.column("action").to_numpy()
-    videos, kept, skipped = [], [], 0
-    for done, i in enumerate(rows, start=1):
+    from pipeline.data.manifest import ATTR_PREFIX
+
+    columns = ["action", *(ATTR_PREFIX + a for a in attributes)]
+    labels = np.stack([manifest.table.column(c).to_numpy() for c in columns], axis=1)
+
+    def load(i: int) -> torch.Tensor | VideoError:
         try:
             v = decode_video(
                 paths[i],
@@ -325,14 +496,22 @@ def _decode_all(
                 short_side=config.image_size,
             )
         except VideoError as exc:
-            logger.warning("tiny encoder: skipping %s", exc)
+            return exc
+        return _square(torch.from_numpy(v), config.image_size)
+
+    videos, kept, skipped = [], [], 0
+    # PyAV releases the GIL: two decoding threads roughly halve the wall time on 2 cores.
+    workers = min(8, os.cpu_count() or 1)
+    for done, (i, result) in enumerate(run_ahead(load, rows.tolist(), workers=workers), start=1):
+        if isinstance(result, VideoError):
+            logger.warning("tiny encoder: skipping %s", result)
             skipped += 1
-            continue
-        videos.append(_square(torch.from_numpy(v), config.image_size))
-        kept.append(int(labels[i]))
+        else:
+            videos.append(result)
+            kept.append(labels[i])
         if progress:
             progress("decode", done, len(rows))
-    return videos, np.asarray(kept, dtype=np.int64), skipped
+    return videos, np.asarray(kept, dtype=np.int64).reshape(-1, len(columns)), skipped
 
 
 def _square(v: torch.Tensor, size: int) -> torch.Tensor:
@@ -357,7 +536,10 @@ def _batch(
     config: TinyEncoderConfig,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random window of each chosen video, randomly flipped / reversed with labels remapped."""
+    """A random window of each chosen video, randomly flipped / reversed with labels remapped.
+
+    Returns pixels [B, T, C, H, W] and labels [B, 1 + attributes] (the action remapped).
+    """
     from pipeline.data.clips import ClipSampling, preprocess
 
     t = config.num_frames
@@ -366,15 +548,17 @@ def _batch(
     do_rev = rng.random(len(idx)) < 0.5
     clips, ys = [], []
     for i, s, f, r in zip(idx, starts, do_flip, do_rev, strict=True):
-        clip, y = videos[i][s : s + t], int(video_labels[i])
+        clip, labels = videos[i][s : s + t], video_labels[i].copy()
+        y = int(labels[0])
         if f and flips[y] >= 0:
             clip, y = clip.flip(2), int(flips[y])
         if r and reverses[y] >= 0:
             clip, y = clip.flip(0), int(reverses[y])
+        labels[0] = y
         clips.append(clip)
-        ys.append(y)
+        ys.append(labels)
     sampling = ClipSampling(frames_per_clip=t, size=config.image_size)
-    return preprocess(torch.stack(clips), sampling), torch.tensor(ys)
+    return preprocess(torch.stack(clips), sampling), torch.from_numpy(np.stack(ys))
 
 
 def _lr(step: int, progress: float, config: TinyEncoderConfig) -> float:
@@ -385,7 +569,7 @@ def _lr(step: int, progress: float, config: TinyEncoderConfig) -> float:
 
 def _train(
     model: torch.nn.Module,
-    head: torch.nn.Module,
+    heads: _Heads,
     videos: list[torch.Tensor],
     video_labels: np.ndarray,
     train: np.ndarray,
@@ -394,8 +578,9 @@ def _train(
     config: TinyEncoderConfig,
     rng: np.random.Generator,
     progress: Progress | None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    params = [*model.parameters(), *head.parameters()]
+    params = [*model.parameters(), *heads.parameters()]
     # No weight decay on biases and LayerNorm weights (1-D tensors), as usual for transformers.
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -405,7 +590,7 @@ def _train(
         lr=config.lr,
     )  # fmt: skip
     model.train()
-    losses, accs = [], []
+    losses, accs, appearance_losses = [], [], []
     queue: list[int] = []
     t0 = time.perf_counter()
     step, stopped_by = 0, "max_steps"
@@ -419,26 +604,32 @@ def _train(
             queue.extend(rng.permutation(train).tolist())
         idx, queue = np.asarray(queue[: config.batch_size]), queue[config.batch_size :]
         x, y = _batch(videos, video_labels, idx, flips, reverses, config, rng)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         lr = _lr(step, max(step / config.max_steps, elapsed / config.max_seconds), config)
         for group in opt.param_groups:
             group["lr"] = lr
-        logits = head(model(pixel_values=x).last_hidden_state.mean(dim=1))
-        loss = F.cross_entropy(logits, y)
+        pooled = model(pixel_values=x).last_hidden_state.mean(dim=1)
+        logits, action_loss, appearance_loss = heads.losses(pooled, x, y)
+        loss = action_loss + config.appearance_weight * appearance_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         opt.step()
         losses.append(loss.item())
-        accs.append(float((logits.argmax(1) == y).float().mean()))
+        appearance_losses.append(appearance_loss.item())
+        accs.append(float((logits.argmax(1) == y[:, 0]).float().mean()))
         step += 1
         if progress:
             progress("train", step, config.max_steps)
         if step % 100 == 0:
-            logger.info("tiny encoder step %d loss %.3f acc %.3f lr %.2e (%.0f s)", step,
-                        np.mean(losses[-100:]), np.mean(accs[-100:]), lr, elapsed)  # fmt: skip
+            logger.info("tiny encoder step %d loss %.3f (appearance %.3f) acc %.3f lr %.2e "
+                        "(%.0f s)", step, np.mean(losses[-100:]),
+                        np.mean(appearance_losses[-100:]), np.mean(accs[-100:]), lr,
+                        elapsed)  # fmt: skip
     model.eval()
     return {"steps": step, "stopped_by": stopped_by, "seconds": time.perf_counter() - t0,
-            "losses": losses or [math.nan], "accs": accs or [math.nan]}  # fmt: skip
+            "losses": losses or [math.nan], "accs": accs or [math.nan],
+            "appearance_losses": appearance_losses or [math.nan]}  # fmt: skip
 
 
 def _evaluate(
@@ -447,6 +638,7 @@ def _evaluate(
     videos: list[torch.Tensor],
     labels: np.ndarray,
     config: TinyEncoderConfig,
+    device: str = "cpu",
 ) -> float | None:
     """Top-1 over held-out videos with logits averaged over evenly spaced clips."""
     from pipeline.data.clips import ClipSampling, clip_starts, preprocess
@@ -460,7 +652,8 @@ def _evaluate(
         for v, y in zip(videos, labels, strict=True):
             starts = clip_starts(len(v), sampling)
             clips = torch.stack([v[s : s + config.num_frames] for s in starts])
-            feats = model(pixel_values=preprocess(clips, sampling)).last_hidden_state.mean(1)
+            pixels = preprocess(clips, sampling).to(device)
+            feats = model(pixel_values=pixels).last_hidden_state.mean(1)
             correct += int(head(feats).mean(0).argmax()) == int(y)
     return correct / len(videos)
 
@@ -495,14 +688,20 @@ def cache_root() -> Path:
 
 
 def tiny_version(config: TinyEncoderConfig | None = None, synth: Any = None) -> str:
-    """Cache directory name: tiny-v<recipe> for the default recipe, plus a hash otherwise."""
-    base = f"tiny-v{RECIPE_VERSION}"
-    if (config is None or config == TinyEncoderConfig()) and synth is None:
-        return base
-    key = json.dumps({"recipe": asdict(config or TinyEncoderConfig()),
-                      "synth": synth.to_dict() if synth is not None else None},
-                     sort_keys=True, default=str)  # fmt: skip
-    return f"{base}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    """Cache directory name: tiny-v<RECIPE_VERSION>-<hash of the recipe and synth config>.
+
+    The hash makes any change of the defaults (or a custom recipe) a different cache entry, so a
+    cache built by an older recipe is never mistaken for the current one.
+    """
+    key = json.dumps(
+        {
+            "recipe": asdict(config or TinyEncoderConfig()),
+            "synth": synth.to_dict() if synth is not None else None,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return f"tiny-v{RECIPE_VERSION}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 def tiny_encoder_path(
@@ -515,10 +714,10 @@ def tiny_encoder_path(
     """Directory of the cached tiny encoder, building it first if needed (minutes on 2 cores).
 
     The build generates only the `pretrain` split of the synthetic benchmark (``synth``, default
-    SynthConfig(scale="default", seed=0, splits=("pretrain",))) into a temporary directory, trains
-    with ``config`` (default recipe) and renames the result into place in one step: a killed build
-    never leaves a half-written encoder. A file lock keeps two processes from building at once
-    (the second waits, then uses the first one's result).
+    SynthConfig(scale="default"), once per seed in config.pretrain_seeds) into a temporary
+    directory, trains with ``config`` (default recipe) and renames the result into place in one
+    step: a killed build never leaves a half-written encoder. A file lock keeps two processes
+    from building at once (the second waits, then uses the first one's result).
     Raises EncoderError when the encoder is missing and build_if_missing is False.
     """
     root = cache_root() / "encoders"
@@ -554,17 +753,20 @@ def resolve_encoder_source(name_or_path: str) -> str:
     return name_or_path
 
 
-def _build_into(work: Path, config: TinyEncoderConfig | None, synth: Any,
-                progress: Progress | None) -> None:  # fmt: skip
+def _build_into(
+    work: Path, config: TinyEncoderConfig | None, synth: Any, progress: Progress | None
+) -> None:
     from pipeline.data.synth import SynthConfig, generate_benchmark
 
-    synth = synth or SynthConfig(scale="default", seed=0, splits=("pretrain",))
-    if synth.splits != ("pretrain",):
-        synth = replace(synth, splits=("pretrain",))
-    logger.info("building the tiny encoder (first use): generating the pretrain split")
-    gen = (lambda d, n: progress("generate", d, n)) if progress else None
-    summary = generate_benchmark(work / "data", synth, progress=gen)
-    build_tiny_encoder(summary.manifest_path, work / "model", config, progress)
+    config = config or TinyEncoderConfig()
+    synth = synth or SynthConfig(scale="default")
+    manifests = []
+    for seed in config.pretrain_seeds:
+        logger.info("tiny encoder: generating the synthetic pretrain split (seed %d)", seed)
+        gen = (lambda d, n: progress("generate", d, n)) if progress else None
+        part = replace(synth, seed=seed, splits=("pretrain",))
+        manifests.append(generate_benchmark(work / f"pretrain-{seed}", part, progress=gen))
+    build_tiny_encoder([m.manifest_path for m in manifests], work / "model", config, progress)
 
 
 def _complete(path: Path) -> bool:

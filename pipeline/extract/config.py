@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from pipeline.errors import ConfigError
 
 DEFAULT_EXCLUDED_SPLITS = ("pretrain",)
@@ -42,24 +44,62 @@ class ExtractConfig:
     """none | zstd for embedding chunks (they barely compress; see benchmarks)."""
     overwrite: bool = False
     """Replace an existing raw store made with different settings."""
+    break_lock: bool = False
+    """Break the store's writer lock if its holder is dead (killed) or on another host; a lock
+    held by a live process of this host is never broken (pipeline.store.lock)."""
+    video_root: str | None = None
+    """Directory the manifest's relative video paths are resolved under; None = the manifest's
+    own directory."""
+    allow_outside_root: bool = False
+    """Accept manifest paths that leave the root (absolute, ``..``, symlinks pointing out)."""
+    trust_remote_code: bool = False
+    """Let transformers run Python code shipped with the encoder (its config's ``auto_map``)."""
+    record_paths: bool = False
+    """Record the encoder's absolute directory in the store's attrs; by default the store names
+    it by base name and content hashes only, and holds no path of this machine."""
 
     def __post_init__(self) -> None:
-        positive = {
-            "batch_size": self.batch_size,
-            "clips_per_video": self.clips_per_video,
-            "frame_stride": self.frame_stride,
-            "window_stride": self.window_stride,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                raise ConfigError(f"{name} must be positive, got {value}")
-        if self.static_clips < 0 or self.workers < 0:
-            raise ConfigError("static_clips and workers must not be negative")
+        for name in ("batch_size", "frame_stride", "window_stride"):
+            _check_int(name, getattr(self, name), low=1, high=None)
+        _check_int("clips_per_video", self.clips_per_video, low=1)
+        _check_int("static_clips", self.static_clips, low=0)
+        _check_int("workers", self.workers, low=0, high=MAX_WORKERS)
+        _check_int("seed", self.seed, low=None, high=None)
+        for name in ("videos_per_chunk", "window_chunk"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), low=1, high=None)
+        for name in ("device", "precision", "feature_compression"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
         if self.feature_compression not in ("none", "zstd"):
             raise ConfigError(
                 f"feature_compression must be none or zstd, got {self.feature_compression!r}"
             )
-        for name in ("videos_per_chunk", "window_chunk"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{name} must be positive, got {value}")
+        if self.splits is not None:
+            if not isinstance(self.splits, list | tuple) or not all(
+                isinstance(s, str) for s in self.splits
+            ):
+                raise ConfigError(f"splits must be a list of split names, got {self.splits!r}")
+            object.__setattr__(self, "splits", tuple(self.splits))
+        if self.video_root is not None and not isinstance(self.video_root, str):
+            object.__setattr__(self, "video_root", str(self.video_root))
+        for name in ("overwrite", "break_lock", "allow_outside_root", "trust_remote_code",
+                     "record_paths"):  # fmt: skip
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+
+MAX_CLIPS = 4096
+"""Upper bound of per-video clip counts: far above any protocol, low enough that a typo cannot ask
+for arrays larger than memory."""
+MAX_WORKERS = 1024
+
+
+def _check_int(name: str, value: object, *, low: int | None, high: int | None = MAX_CLIPS) -> None:
+    """A whole number in [low, high] (bools are refused: True is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if low is not None and value < low:
+        raise ConfigError(f"{name} must be {'positive' if low == 1 else f'>= {low}'}, got {value}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name} must be at most {high}, got {value}")

@@ -60,6 +60,10 @@ def _windows(num_frames: int, kind: str, sampling: ClipSampling) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
 
 
+def _at_most(value: int | None, limit: int) -> int | None:
+    return None if value is None else min(int(value), max(1, int(limit)))
+
+
 def plan_extraction(
     manifest: Manifest,
     sampling: ClipSampling,
@@ -87,14 +91,22 @@ def plan_extraction(
 
     kinds = column("kind")
     num_frames = np.array(column("num_frames"), dtype=np.int32)
+    if (num_frames > 0).all() and (num_frames < sampling.clip_span).all():
+        raise ConfigError(
+            f"every selected video is shorter than one clip: a clip spans {sampling.clip_span} "
+            f"frames ({sampling.frames_per_clip} frames, stride {sampling.frame_stride}), the "
+            f"longest video has {int(num_frames.max())}"
+        )
     starts = [_windows(int(n), k, sampling) for n, k in zip(num_frames, kinds, strict=True)]
     layout = plan_layout(
         np.array([len(s) for s in starts]),
         clips_per_video=sampling.clips_per_video,
         static_clips=sampling.static_clips,
         feature_dim=feature_dim,
-        videos_per_chunk=config.videos_per_chunk,
-        window_chunk=config.window_chunk,
+        # A chunk never needs to be larger than the whole array: clamping keeps a huge value
+        # from asking zarr for a chunk buffer larger than memory.
+        videos_per_chunk=_at_most(config.videos_per_chunk, len(rows)),
+        window_chunk=_at_most(config.window_chunk, sum(len(s) for s in starts)),
     )
     window_video = np.full(layout.num_windows, -1, dtype=np.int32)
     window_start = np.full(layout.num_windows, -1, dtype=np.int32)

@@ -28,12 +28,15 @@ from pipeline.extract.plan import (
     sampling_json,
 )
 from pipeline.store.location import StoreLocation
+from pipeline.store.lock import StoreLock
+from pipeline.store.retry import StoreIOError
 from pipeline.store.writer import (
     ShardResult,
     StoreCodecs,
     base_attrs,
     commit_shard,
     create_store,
+    discard_store,
     finalize_store,
     read_attrs,
     shard_committed,
@@ -98,6 +101,24 @@ def existing_state_of(location: StoreLocation, fingerprint: str, overwrite: bool
     return "complete" if meta.get("status") == "complete" else "resume"
 
 
+def read_manifest_for(manifest: str | Path, config: ExtractConfig) -> Manifest:
+    """The manifest, its paths resolved under ``config.video_root`` (default: its directory)."""
+    return read_manifest(
+        manifest, root=config.video_root, allow_outside_root=config.allow_outside_root
+    )
+
+
+def load_encoder_for(source: str, config: ExtractConfig, **overrides: Any) -> VideoEncoder:
+    """The encoder with the config's device, precision and trust / path-recording settings."""
+    kwargs: dict[str, Any] = {
+        "device": config.device,
+        "precision": config.precision,
+        "trust_remote_code": config.trust_remote_code,
+        "record_paths": config.record_paths,
+    }
+    return load_encoder(source, **{**kwargs, **overrides})
+
+
 def raw_store_meta(
     plan: ExtractionPlan, manifest: Manifest, encoder: VideoEncoder, sampling: ClipSampling
 ) -> dict[str, Any]:
@@ -135,7 +156,9 @@ class ShardEncoder:
         self.plan = plan
         self.sampling = sampling
         self.config = config
-        self.batcher = ClipBatcher(encoder.encode, config.batch_size)
+        self.batcher = ClipBatcher(
+            encoder.encode, config.batch_size, pin_memory=encoder.device.type == "cuda"
+        )
         self.paths = manifest.video_paths()
         self.video_ids = manifest.table.column("video_id").to_pylist()
 
@@ -174,7 +197,9 @@ class ShardEncoder:
             i = video - videos.start
             if isinstance(sampled, VideoError):
                 status[i], reasons[i] = VIDEO_FAILED, f"{sampled.reason}: {sampled.detail}"
-                log.warning("video %s failed: %s", self.video_ids[self.plan.rows[video]], sampled)
+                log.warning(
+                    "video %s failed: %s", self.video_ids[self.plan.rows[video]], reasons[i]
+                )
                 on_video(False)
                 continue
             expected_windows = int(layout.window_count[video])
@@ -222,74 +247,81 @@ def extract(
     config = config or ExtractConfig()
     started = time.perf_counter()
     location = StoreLocation.parse(output, storage_options)
-    loaded_manifest = read_manifest(manifest)
-    model = load_encoder(
-        resolve_encoder_source(encoder), device=config.device, precision=config.precision
-    )
+    loaded_manifest = read_manifest_for(manifest, config)
+    model = load_encoder_for(resolve_encoder_source(encoder), config)
     sampling = sampling_for(model, config)
     plan = plan_extraction(loaded_manifest, sampling, model.hidden_size, model.identity, config)
-    state = existing_state_of(location, plan.fingerprint, config.overwrite)
-    if state == "complete":
-        meta = read_attrs(location.open_group("r")) or {}
-        log.info("%s is already complete with the same settings: nothing to do", location)
-        return ExtractResult(
-            str(location), "unchanged", len(plan.rows), 0, 0, 0.0, meta["store_id"]
-        )
-    if state in ("new", "recreate"):
-        if state == "recreate":
-            location.remove()
-        meta = raw_store_meta(plan, loaded_manifest, model, sampling)
-        codecs = StoreCodecs(feature_compression=config.feature_compression)
-        group = create_store(location, meta, plan.layout, plan.tables, codecs)
-    else:
-        group = location.open_group("r+")
-    done = shard_committed(group, plan.layout)
-    todo = [shard for shard in range(plan.layout.num_shards) if not done[shard]]
-    skipped = sum(
-        len(plan.layout.shard_videos(s)) for s in range(plan.layout.num_shards) if done[s]
-    )
-    log.info(
-        "extracting %d videos in %d shards into %s (%d already committed)",
-        len(plan.rows) - skipped,
-        len(todo),
-        location,
-        skipped,
-    )
-    shard_encoder = ShardEncoder(loaded_manifest, plan, model, sampling, config)
-    counts = {"done": skipped, "failed": 0}
-
-    def on_video(ok: bool) -> None:
-        counts["done"] += 1
-        counts["failed"] += 0 if ok else 1
-        if progress is not None:
-            progress(
-                ExtractProgress(
-                    counts["done"],
-                    len(plan.rows),
-                    shard_encoder.batcher.clips_encoded,
-                    counts["failed"],
-                )
+    # The lock is taken before the store is even looked at: what is found must not change under
+    # this run's feet. Checks above wrote nothing, so bad input leaves no lock behind either.
+    with StoreLock(location, break_lock=config.break_lock) as lock:
+        state = existing_state_of(location, plan.fingerprint, config.overwrite)
+        if state == "complete":
+            meta = read_attrs(location.open_group("r")) or {}
+            log.info("%s is already complete with the same settings: nothing to do", location.name)
+            return ExtractResult(
+                str(location), "unchanged", len(plan.rows), 0, 0, 0.0, meta["store_id"]
             )
-
-    for shard in todo:
-        result = shard_encoder.run(shard, on_video)
-        commit_shard(group, plan.layout, result)
-        log.info("committed shard %d/%d", shard + 1, plan.layout.num_shards)
-    status = np.asarray(group["status"][:])
-    failed = int((status == VIDEO_FAILED).sum())
-    meta = read_attrs(group) or {}
-    if failed == len(status):
-        raise AnonStoreError(
-            f"all {failed} videos failed to decode (reasons are in {location}/failure_reason); "
-            "the store is left incomplete"
+        if state in ("new", "recreate"):
+            if state == "recreate":
+                discard_store(location)
+            meta = raw_store_meta(plan, loaded_manifest, model, sampling)
+            codecs = StoreCodecs(feature_compression=config.feature_compression)
+            group = create_store(location, meta, plan.layout, plan.tables, codecs)
+        else:
+            group = location.open_group("r+")
+        done = shard_committed(group, plan.layout)
+        todo = [shard for shard in range(plan.layout.num_shards) if not done[shard]]
+        skipped = sum(
+            len(plan.layout.shard_videos(s)) for s in range(plan.layout.num_shards) if done[s]
         )
-    finalize_store(location, group, num_failed=failed)
-    return ExtractResult(
-        output=str(location),
-        action="created" if state in ("new", "recreate") else "resumed",
-        videos=len(plan.rows),
-        failed=failed,
-        clips_encoded=shard_encoder.batcher.clips_encoded,
-        seconds=time.perf_counter() - started,
-        store_id=str(meta.get("store_id")),
-    )
+        log.info(  # the store's name only: logs carry no path of this machine
+            "extracting %d videos in %d shards into %s (%d already committed)",
+            len(plan.rows) - skipped,
+            len(todo),
+            location.name,
+            skipped,
+        )
+        shard_encoder = ShardEncoder(loaded_manifest, plan, model, sampling, config)
+        counts = {"done": skipped, "failed": 0}
+
+        def on_video(ok: bool) -> None:
+            counts["done"] += 1
+            counts["failed"] += 0 if ok else 1
+            if progress is not None:
+                progress(
+                    ExtractProgress(
+                        counts["done"],
+                        len(plan.rows),
+                        shard_encoder.batcher.clips_encoded,
+                        counts["failed"],
+                    )
+                )
+
+        for shard in todo:
+            result = shard_encoder.run(shard, on_video)
+            try:
+                commit_shard(group, plan.layout, result)
+            except StoreIOError as error:
+                raise StoreIOError(
+                    f"{error}; {location} is left incomplete: rerun to resume"
+                ) from error
+            log.info("committed shard %d/%d", shard + 1, plan.layout.num_shards)
+        status = np.asarray(group["status"][:])
+        failed = int((status == VIDEO_FAILED).sum())
+        meta = read_attrs(group) or {}
+        if failed == len(status):
+            raise AnonStoreError(
+                f"all {failed} videos failed to decode (reasons are in {location}/failure_reason); "
+                "the store is left incomplete"
+            )
+        lock.verify()
+        finalize_store(location, group, num_failed=failed)
+        return ExtractResult(
+            output=str(location),
+            action="created" if state in ("new", "recreate") else "resumed",
+            videos=len(plan.rows),
+            failed=failed,
+            clips_encoded=shard_encoder.batcher.clips_encoded,
+            seconds=time.perf_counter() - started,
+            store_id=str(meta.get("store_id")),
+        )

@@ -46,6 +46,7 @@ from pipeline.store.writer import (
     base_attrs,
     commit_shard,
     create_store,
+    discard_store,
     finalize_store,
     read_attrs,
     shard_committed,
@@ -340,7 +341,7 @@ def import_h5(
             group = location.open_group("r+")
         else:
             if state == "recreate":
-                location.remove()
+                discard_store(location)
             tables = _tables(manifest, rows, layout, window_counts)
             meta = imported_store_meta(
                 manifest, rows, path, sha, source, fingerprint, clips_per_video

@@ -4,6 +4,8 @@ Built from pipeline.extract's own pieces (plan, store creation, the shard encode
 commit), so a shard is encoded and committed exactly as extract() does it, and the finished store
 equals a single-process extract() run. Shards never share a chunk (pipeline.store.layout), so any
 number of processes or machines may encode and commit different shards of one store at once.
+The store's writer lock (pipeline.store.lock) is held by whoever orchestrates these steps (the
+extract-features flow holds it for the whole run); the steps themselves take none.
 """
 
 from __future__ import annotations
@@ -20,18 +22,25 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.clips import ClipSampling
-from pipeline.data.manifest import Manifest, read_manifest
-from pipeline.encoders.registry import VideoEncoder, load_encoder
+from pipeline.data.manifest import Manifest
+from pipeline.encoders.registry import VideoEncoder
 from pipeline.encoders.tiny import resolve_encoder_source
 from pipeline.errors import AnonStoreError, StoreError
 from pipeline.extract import ExtractConfig, ExtractResult
 from pipeline.extract.plan import ExtractionPlan, plan_extraction, sampling_for
-from pipeline.extract.run import ShardEncoder, existing_state_of, raw_store_meta
+from pipeline.extract.run import (
+    ShardEncoder,
+    existing_state_of,
+    load_encoder_for,
+    raw_store_meta,
+    read_manifest_for,
+)
 from pipeline.store.location import StoreLocation
 from pipeline.store.writer import (
     StoreCodecs,
     commit_shard,
     create_store,
+    discard_store,
     finalize_store,
     read_attrs,
     shard_committed,
@@ -121,12 +130,12 @@ def _cpu_only(config: ExtractConfig) -> bool:
 def _build_context(
     manifest: str | Path, source: str, config: ExtractConfig, *, for_encoding: bool
 ) -> _Context:
-    loaded = read_manifest(manifest)
+    loaded = read_manifest_for(manifest, config)
     # Planning needs only the encoder's identity and shapes, so a flow process on a host without
     # a GPU loads it on the CPU; where the CPU is what shards use anyway, the model is reused.
     encodes = for_encoding or _cpu_only(config)
     device, precision = (config.device, config.precision) if encodes else ("cpu", "float32")
-    model = load_encoder(source, device=device, precision=precision)
+    model = load_encoder_for(source, config, device=device, precision=precision)
     sampling = sampling_for(model, config)
     plan = plan_extraction(loaded, sampling, model.hidden_size, model.identity, config)
     shard_encoder = ShardEncoder(loaded, plan, model, sampling, config) if encodes else None
@@ -180,7 +189,7 @@ def prepare_extraction(
     state = existing_state_of(location, plan.fingerprint, config.overwrite)
     if state in ("new", "recreate"):
         if state == "recreate":
-            location.remove()
+            discard_store(location)
         meta = raw_store_meta(plan, context.manifest, context.model, context.sampling)
         codecs = StoreCodecs(feature_compression=config.feature_compression)
         group = create_store(location, meta, plan.layout, plan.tables, codecs)

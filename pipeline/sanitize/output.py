@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.errors import StoreError
 from pipeline.store.location import StoreLocation
+from pipeline.store.retry import retry_call
 from pipeline.store.writer import read_attrs
 
 
@@ -35,7 +36,7 @@ def _lists(location: StoreLocation, fs, path: str) -> bool:
     """List `path` once, without leaving the listing in fsspec's cache: zarr writes through
     another filesystem instance, so a cached listing would later hide the new store."""
     try:
-        fs.ls(path, detail=False)
+        retry_call(lambda: fs.ls(path, detail=False), f"listing {path}")
     except FileNotFoundError:
         return False
     except Exception as error:

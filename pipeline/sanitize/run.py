@@ -20,7 +20,7 @@ from pipeline.aam.checkpoint import LoadedAdapter, load_adapter
 from pipeline.errors import AdapterError, AnonStoreError, StoreError
 from pipeline.sanitize.config import SanitizeConfig
 from pipeline.sanitize.kernel import AdapterKernel, kernel_for, resolve_device
-from pipeline.sanitize.output import check_apart, existing_state
+from pipeline.sanitize.output import check_apart, check_reachable, existing_state
 from pipeline.sanitize.schedule import connect, run_distributed, run_local
 from pipeline.sanitize.units import (
     MARKERS,
@@ -32,11 +32,14 @@ from pipeline.sanitize.units import (
 )
 from pipeline.store.layout import StoreLayout
 from pipeline.store.location import StoreLocation
+from pipeline.store.lock import StoreLock
 from pipeline.store.reader import FeatureStore, open_store
+from pipeline.store.retry import StoreIOError
 from pipeline.store.writer import (
     StoreCodecs,
     base_attrs,
     create_store,
+    discard_store,
     finalize_store,
     read_attrs,
 )
@@ -44,7 +47,7 @@ from store_schema import SCHEMA_VERSION, validate
 
 log = logging.getLogger(__name__)
 
-NUMERICS_VERSION = 1
+NUMERICS_VERSION = 2
 """Bumped whenever a change to the kernel could change a stored bit (part of the fingerprint)."""
 
 
@@ -205,77 +208,109 @@ def sanitize(
         resolve_device(config.device)
     layout = layout_of(source)
     fp = fingerprint(source, loaded, config)
-    state = existing_state(location, kind="sanitized", fingerprint=fp, overwrite=config.overwrite)
-    if state == "complete":
-        meta = read_attrs(location.open_group("r")) or {}
-        log.info("%s is already a complete sanitized copy of this input: nothing to do", location)
-        return SanitizeResult(
-            str(location),
-            "unchanged",
-            str(meta.get("store_id")),
-            source.store_id,
-            loaded.adapter_hash,
-            layout.num_videos,
-            0,
-            0,
-            0,
-            time.perf_counter() - started,
+    check_reachable(location)  # a bad endpoint or bucket is reported as such, before the lock
+    # Taken before the output is looked at, released however this ends (pipeline.store.lock).
+    with StoreLock(location, break_lock=config.break_lock) as lock:
+        state = existing_state(
+            location, kind="sanitized", fingerprint=fp, overwrite=config.overwrite
         )
-    kernel = kernel_for(
-        loaded, precision=config.precision, batch_size=config.batch_size, device=config.device
-    )
-    with contextlib.ExitStack() as stack:
-        # Connect before writing anything: an unreachable cluster must leave no trace.
-        client = stack.enter_context(connect(config.scheduler)) if config.is_distributed else None
-        group = _prepare_output(location, state, source, loaded, config, layout, fp)
-        families = plan_families(group, source.attribute_names)
-        total = marker_count(families)
-        done = read_markers(group, total)
-        log.info(
-            "sanitizing %s into %s: %d chunk groups, %d already written",
-            source_location,
-            location,
-            total,
-            int(done.sum()),
+        if state == "complete":
+            meta = read_attrs(location.open_group("r")) or {}
+            log.info(
+                "%s is already a complete sanitized copy of this input: nothing to do",
+                location.name,
+            )
+            return SanitizeResult(
+                str(location),
+                "unchanged",
+                str(meta.get("store_id")),
+                source.store_id,
+                loaded.adapter_hash,
+                layout.num_videos,
+                0,
+                0,
+                0,
+                time.perf_counter() - started,
+            )
+        kernel = kernel_for(
+            loaded, precision=config.precision, batch_size=config.batch_size, device=config.device
         )
-        counts = {"chunks": int(done.sum()), "bytes": 0}
-        write_started = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            # Connect before writing anything: an unreachable cluster must leave no trace.
+            client = (
+                stack.enter_context(connect(config.scheduler)) if config.is_distributed else None
+            )
+            group = _prepare_output(location, state, source, loaded, config, layout, fp)
+            families = plan_families(group, source.attribute_names)
+            total = marker_count(families)
+            done = read_markers(group, total)
+            log.info(  # store names only: logs carry no path of this machine
+                "sanitizing %s into %s: %d chunk groups, %d already written",
+                source_location.name,
+                location.name,
+                total,
+                int(done.sum()),
+            )
+            counts = {"chunks": int(done.sum()), "bytes": 0}
+            write_started = time.perf_counter()
 
-        def on_result(chunks: int, nbytes: int) -> None:
-            counts["chunks"] += chunks
-            counts["bytes"] += nbytes
+            def on_result(chunks: int, nbytes: int) -> None:
+                counts["chunks"] += chunks
+                counts["bytes"] += nbytes
+                if progress is not None:
+                    elapsed = time.perf_counter() - write_started
+                    progress(SanitizeProgress(counts["chunks"], total, counts["bytes"], elapsed))
+
             if progress is not None:
-                elapsed = time.perf_counter() - write_started
-                progress(SanitizeProgress(counts["chunks"], total, counts["bytes"], elapsed))
+                progress(SanitizeProgress(counts["chunks"], total, 0, 0.0))
+            try:
+                _run(client, source, group, families, done, kernel, config, on_result)
+            except StoreIOError as error:
+                raise StoreIOError(
+                    f"{error}; {location} is left incomplete: rerun to resume"
+                ) from error
+            except AnonStoreError:
+                raise
+            except Exception as error:
+                raise StoreError(
+                    f"sanitizing into {location} failed ({type(error).__name__}: "
+                    f"{' '.join(str(error).split())}); the output is left incomplete: rerun to "
+                    "resume"
+                ) from error
+        final = read_markers(group, total)
+        if not final.all():
+            raise StoreError(f"{location}: {int((~final).sum())} chunks were not written; rerun")
+        lock.verify()
+        _check_input_unchanged(source)
+        del group[MARKERS]
+        meta = finalize_store(location, group)
+        return SanitizeResult(
+            output=str(location),
+            action="created" if state in ("new", "recreate") else "resumed",
+            store_id=str(meta.get("store_id")),
+            input_store_id=source.store_id,
+            adapter_sha256=loaded.adapter_hash,
+            videos=layout.num_videos,
+            chunks_written=int(total - done.sum()),
+            chunks_total=total,
+            bytes_written=counts["bytes"],
+            seconds=time.perf_counter() - started,
+        )
 
-        if progress is not None:
-            progress(SanitizeProgress(counts["chunks"], total, 0, 0.0))
-        try:
-            _run(client, source, group, families, done, kernel, config, on_result)
-        except AnonStoreError:
-            raise
-        except Exception as error:
-            raise StoreError(
-                f"sanitizing into {location} failed ({type(error).__name__}: "
-                f"{' '.join(str(error).split())}); the output is left incomplete: rerun to resume"
-            ) from error
-    final = read_markers(group, total)
-    if not final.all():
-        raise StoreError(f"{location}: {int((~final).sum())} chunks were not written; rerun")
-    del group[MARKERS]
-    meta = finalize_store(location, group)
-    return SanitizeResult(
-        output=str(location),
-        action="created" if state in ("new", "recreate") else "resumed",
-        store_id=str(meta.get("store_id")),
-        input_store_id=source.store_id,
-        adapter_sha256=loaded.adapter_hash,
-        videos=layout.num_videos,
-        chunks_written=int(total - done.sum()),
-        chunks_total=total,
-        bytes_written=counts["bytes"],
-        seconds=time.perf_counter() - started,
-    )
+
+def _check_input_unchanged(source: FeatureStore) -> None:
+    """Refuse to mark the output complete if the input was replaced while it was being read (a
+    concurrent `extract --overwrite` of the input): what was read may be a mix of two stores."""
+    try:
+        now = read_attrs(source.location.open_group("r")) or {}
+    except Exception as error:
+        now = {"status": f"unreadable ({type(error).__name__})"}
+    if now.get("store_id") != source.store_id or now.get("status") != "complete":
+        raise StoreError(
+            f"the input {source.location} was replaced or is being rewritten (store id "
+            f"{now.get('store_id')}, status {now.get('status')}) while it was read: the output is "
+            "left incomplete; rerun once the input is complete"
+        )
 
 
 def _prepare_output(
@@ -291,7 +326,7 @@ def _prepare_output(
     if state == "resume":
         return location.open_group("r+")
     if state == "recreate":
-        location.remove()
+        discard_store(location)
     return create_store(
         location,
         sanitized_store_meta(source, loaded, config, fp),

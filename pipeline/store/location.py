@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -10,9 +11,12 @@ from typing import Any
 
 import fsspec
 import zarr
+from zarr.abc.store import Store
 from zarr.errors import ZarrUserWarning
+from zarr.storage import FsspecStore, LocalStore
 
 from pipeline.errors import StoreError
+from pipeline.store.retry import RetryingStore, retry_call
 
 ENV_STORAGE_OPTIONS = "ANON_STORE_STORAGE_OPTIONS"
 """JSON object of fsspec storage options applied to every remote store (e.g. client_kwargs)."""
@@ -85,18 +89,31 @@ class StoreLocation:
             path = Path(self.url)
             return path.exists() and (path.is_file() or any(path.iterdir()))
         fs, path = self.filesystem()
+
+        def listed() -> bool:
+            # Not fs.exists(): fsspec's generic exists() answers False on ANY error, and a store
+            # wrongly taken for absent would be created afresh over the existing one.
+            try:
+                return bool(fs.ls(path, detail=False))
+            except FileNotFoundError:
+                return False
+
         try:
-            return bool(fs.exists(path)) and bool(fs.ls(path))
-        except FileNotFoundError:
-            return False
+            return retry_call(listed, f"listing {self.url}")
+        except StoreError:
+            raise
         except Exception as error:
             raise StoreError(f"cannot reach {self.url}: {type(error).__name__}: {error}") from None
 
     def remove(self) -> None:
         """Delete everything at this location."""
         fs, path = self.filesystem()
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+
+        def remove() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(path, recursive=True)
+
+        retry_call(remove, f"removing {self.url}")
 
     def contains(self, other: StoreLocation) -> bool:
         """True if `other` is this location or lies inside it."""
@@ -106,15 +123,23 @@ class StoreLocation:
             theirs = str(Path(theirs).resolve())
         return theirs == mine or theirs.startswith(mine + "/")
 
+    def zarr_store(self, *, read_only: bool = False) -> Store:
+        """The zarr store at this location, retrying transient I/O errors (pipeline.store.retry):
+        every read and write of a store's arrays and metadata goes through it."""
+        if self.is_local:
+            base: Store = LocalStore(self.url, read_only=read_only)
+        else:
+            base = FsspecStore.from_url(
+                self.url, storage_options=self.storage_options, read_only=read_only
+            )
+        return RetryingStore(base, name=self.url)
+
     def open_group(self, mode: str) -> zarr.Group:
         """Open the zarr group at this location ('r', 'r+', 'w' or 'a')."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=ZarrUserWarning)
-            if self.is_local:
-                return zarr.open_group(self.url, mode=mode, zarr_format=3)
-            return zarr.open_group(
-                self.url, mode=mode, storage_options=self.storage_options, zarr_format=3
-            )
+            store = self.zarr_store(read_only=mode == "r")
+            return zarr.open_group(store, mode=mode, zarr_format=3)
 
     def __str__(self) -> str:
         return self.url

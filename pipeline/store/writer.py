@@ -87,6 +87,23 @@ def update_attrs(group: zarr.Group, **changes: Any) -> dict[str, Any]:
     return meta
 
 
+def discard_store(location: StoreLocation) -> None:
+    """Delete the store at `location` before writing it afresh.
+
+    Its status is set back to 'creating' first: deleting many objects is not atomic, and a reader
+    opening the store midway must not take a half-deleted store for a complete one.
+    """
+    try:
+        group = location.open_group("r+")
+        if read_attrs(group) is not None:
+            update_attrs(group, status="creating")
+    except StoreError:
+        raise
+    except Exception as error:  # unreadable metadata: no reader can take it for complete either
+        log.debug("%s: status not reset before removal (%s)", location, error)
+    location.remove()
+
+
 def _chunks_for(spec: ArraySpec, layout: StoreLayout, sizes: dict[str, int]) -> tuple[int, ...]:
     chunk_of = {
         "video": layout.videos_per_chunk,
@@ -214,11 +231,5 @@ def finalize_store(location: StoreLocation, group: zarr.Group, **extra: Any) -> 
     meta = update_attrs(group, status="complete", completed_at=utc_now(), **extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ZarrUserWarning)
-        if location.is_local:
-            zarr.consolidate_metadata(location.url, zarr_format=3)
-        else:
-            store = zarr.storage.FsspecStore.from_url(
-                location.url, storage_options=location.storage_options
-            )
-            zarr.consolidate_metadata(store, zarr_format=3)
+        zarr.consolidate_metadata(location.zarr_store(), zarr_format=3)
     return meta

@@ -340,7 +340,7 @@ def test_path_escaping_with_dotdot(good: Path, path: str) -> None:
     (good.parent.parent / "outside.mp4").write_bytes(b"x")
     paths = pa.array(["v/a.mp4", path, "v/c.mp4", "v/d.mp4"])
     bad = _write_bad(good, _set(_table(good), "path", paths))
-    _expect(bad, "row 1 (video_id 'b')", "column 'path'", "escapes the manifest directory")
+    _expect(bad, "row 1 (video_id 'b')", "column 'path'", "escapes the video root")
     assert len(read_manifest(bad, allow_outside_root=True)) == 4
 
 
@@ -359,7 +359,7 @@ def test_symlink_escaping_root(good: Path, tmp_path_factory: pytest.TempPathFact
     link = good.parent / "v" / "b.mp4"
     link.unlink()
     os.symlink(outside, link)
-    _expect(good, "row 1 (video_id 'b')", "column 'path'", "outside the manifest directory")
+    _expect(good, "row 1 (video_id 'b')", "column 'path'", "outside the video root")
     assert len(read_manifest(good, allow_outside_root=True)) == 4
 
 

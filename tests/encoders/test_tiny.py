@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MICRO = TinyEncoderConfig(
     hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, batch_size=4,
-    max_steps=3, warmup_steps=1, max_seconds=600,
+    max_steps=3, warmup_steps=1, max_seconds=600, pretrain_seeds=(0,),
 )  # fmt: skip
 TINY_SYNTH = SynthConfig(scale="tiny", splits=("pretrain",), workers=1)
 
@@ -52,7 +53,8 @@ def test_build_saves_a_loadable_videomae(built):
     assert (enc.frames_per_clip, enc.image_size) == (16, 64)
     record = json.loads((out / TINY_MANIFEST).read_text())
     assert record["recipe"]["max_steps"] == 3 and record["report"]["steps"] == 3
-    assert enc.identity["name"] == record["name"] != "anon-store-tiny-v1"  # non-default recipe
+    assert enc.identity["name"] == record["name"] == f"anon-store-{tiny.tiny_version(MICRO)}"
+    assert tiny.tiny_version(MICRO) != tiny.tiny_version()  # the name tracks the recipe
     assert record["label_maps"]["time_reverse"]["rise"] == "sink"
     assert record["label_maps"]["flip"]["walk_left"] == "walk_right"
     x = torch.randn(2, 16, 3, 64, 64)
@@ -79,6 +81,8 @@ def test_build_refuses_non_empty_out_dir(pretrain, tmp_path):
 def test_bad_config_is_config_error():
     with pytest.raises(ConfigError):
         TinyEncoderConfig(num_frames=16, tubelet_size=5)
+    with pytest.raises(ConfigError, match="appearance"):
+        TinyEncoderConfig(appearance="faces")
 
 
 def test_cache_honours_env_and_builds_once(monkeypatch, tmp_path):
@@ -143,3 +147,75 @@ def test_tiny_name_resolves_to_cache(monkeypatch, tmp_path, built):
     enc = load_encoder("tiny")
     assert enc.identity["source"] == "tiny"
     assert str(tmp_path) not in json.dumps(enc.identity)
+
+
+def test_several_manifests_pool_their_videos(pretrain, tmp_path):
+    report = build_tiny_encoder([pretrain, pretrain], tmp_path / "two", MICRO)
+    assert report.train_videos + report.heldout_videos == 8
+
+
+def test_motion_energy_init_is_zero_mean_and_scaled():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(3, 128, (4, 16, 16), (4, 16, 16))
+    before = conv.weight[64:].detach().clone()
+    tiny.motion_energy_init(conv, 64, seed=0)
+    w = conv.weight.detach()
+    assert torch.equal(w[64:], before)  # the other channels keep their init
+    assert w[:64].flatten(1).mean(1).abs().max() < 1e-6  # no response to a flat patch
+    # a static patch gives the same response at every tubelet frame for none of the drifting
+    # filters: they are not all constant in time
+    assert (w[:64].std(dim=2) > 0).any()
+    norms = w[:64].flatten(1).norm(dim=1)
+    assert torch.allclose(norms, before.flatten(1).norm(dim=1).mean().expand(64), rtol=1e-4)
+    again = torch.nn.Conv3d(3, 128, (4, 16, 16), (4, 16, 16))
+    tiny.motion_energy_init(again, 64, seed=0)  # same filters, scaled to this conv's init
+    cos = torch.nn.functional.cosine_similarity(again.weight[:64].flatten(1), w[:64].flatten(1))
+    assert torch.allclose(cos, torch.ones(64), atol=1e-5)
+
+
+@pytest.mark.parametrize("appearance", ["none", "thumbnail", "attributes"])
+def test_appearance_objectives_train_and_are_recorded(pretrain, tmp_path, appearance):
+    config = dataclasses.replace(MICRO, appearance=appearance, thumbnail_size=4)
+    report = build_tiny_encoder(pretrain, tmp_path / appearance, config)
+    record = json.loads((tmp_path / appearance / TINY_MANIFEST).read_text())
+    assert record["recipe"]["appearance"] == appearance
+    if appearance == "none":
+        assert report.final_appearance_loss == 0.0
+    else:
+        assert report.final_appearance_loss > 0.0
+    if appearance == "attributes":  # one head per PERSON attribute, never the scene
+        assert record["appearance_targets"] == ["skin", "gender", "clothing", "hat"]
+
+
+def test_thumbnail_head_regresses_the_middle_frame():
+    config = dataclasses.replace(MICRO, appearance="thumbnail", thumbnail_size=2)
+    heads = tiny._Heads(config, n_actions=3, person={})
+    pooled = torch.zeros(2, config.hidden_size)
+    x = torch.zeros(2, 16, 3, 64, 64)
+    x[:, 8, 0] = 1.0  # middle frame red channel
+    y = torch.zeros(2, 1, dtype=torch.long)
+    with torch.no_grad():
+        heads.thumbnail.weight.zero_()
+        heads.thumbnail.bias.zero_()
+        heads.thumbnail.bias[:4] = 1.0  # predicts exactly the red middle frame
+    _, _, loss = heads.losses(pooled, x, y)
+    assert loss.item() == pytest.approx(0.0, abs=1e-7)
+    x[:, 0, 1] = 5.0  # other frames do not matter
+    assert heads.losses(pooled, x, y)[2].item() == pytest.approx(0.0, abs=1e-7)
+    x[:, 8, 2] = 1.0
+    assert heads.losses(pooled, x, y)[2].item() > 0.1
+
+
+def test_colour_blob_init_reads_the_colour_of_a_quarter_patch():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(3, 32, (16, 16, 16), (16, 16, 16))
+    motion = conv.weight[:4].detach().clone()
+    tiny.colour_blob_init(conv, 24, first=4)
+    assert torch.equal(conv.weight[:4], motion)  # channels before `first` untouched
+    red_top_left = torch.zeros(1, 3, 16, 16, 16)
+    red_top_left[0, 0, :, :8, :8] = 1.0
+    with torch.no_grad():
+        out = torch.nn.functional.conv3d(red_top_left, conv.weight[4:28]).flatten()
+    # filter 0 is red over the top-left quarter: the strongest response; blue filters see nothing
+    assert int(out.argmax()) == 0
+    assert out[8:12].abs().max() < 1e-6  # colours are R, G, B, ...: filters 8-11 are blue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from pipeline.encoders.registry import load_encoder
 from pipeline.errors import AnonStoreError, EncoderError, ManifestError, StoreError
 from pipeline.extract import ExtractConfig, extract
 from pipeline.extract.plan import sampling_for
+from pipeline.store.lock import StoreLockedError
 from pipeline.store.reader import open_store
 from store_schema import VIDEO_FAILED, VIDEO_OK, validate
 
@@ -249,8 +251,20 @@ def test_killed_run_resumes_to_the_same_store(
     assert 0 < committed < total
     with pytest.raises(StoreError, match="not complete"):
         open_store(out)
-    result = extract(tiny_benchmark / "manifest.parquet", str(tiny_encoder_dir), out, CONFIG)
+    # The killed run's lock is left behind: a rerun names it as stale and changes nothing...
+    before = _tree_snapshot(out)
+    with pytest.raises(StoreLockedError, match=f"stale lock: .* pid {proc.pid} .*--break-lock"):
+        extract(tiny_benchmark / "manifest.parquet", str(tiny_encoder_dir), out, CONFIG)
+    assert _tree_snapshot(out) == before
+    # ...until asked to break it.
+    result = extract(
+        tiny_benchmark / "manifest.parquet",
+        str(tiny_encoder_dir),
+        out,
+        dataclasses.replace(CONFIG, break_lock=True),
+    )
     assert result.action == "resumed"
+    assert not Path(f"{out}.lock").exists()
     assert result.clips_encoded < open_store(raw_store).num_videos * 15
     resumed, reference = open_store(out), open_store(raw_store)
     for name in ("clip_features", "static_features", "window_features", "status", "video_id"):

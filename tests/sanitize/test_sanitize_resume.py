@@ -16,6 +16,7 @@ import zarr
 from pipeline.errors import StoreError
 from pipeline.sanitize import SanitizeConfig, sanitize
 from pipeline.sanitize.units import MARKERS
+from pipeline.store.lock import StoreLockedError
 from pipeline.store.reader import open_store
 from pipeline.store.writer import table_specs
 from sanitize.stores import ATTRIBUTES, assert_same_features, make_adapter
@@ -75,8 +76,11 @@ def test_killed_run_is_refused_then_resumed_to_the_same_result(store_factory, tm
     markers = np.asarray(zarr.open_group(str(killed), mode="r")[MARKERS][:])
     assert 0 < markers.sum() < len(markers)
 
-    # Resume with another task size: chunks already marked are skipped, the rest redone.
-    resumed = sanitize(raw.url, adapter, killed, SanitizeConfig(chunks_per_task=3))
+    # The killed run's lock is stale: refused until broken, then resumed with another task
+    # size: chunks already marked are skipped, the rest redone.
+    with pytest.raises(StoreLockedError, match="stale lock"):
+        sanitize(raw.url, adapter, killed, SanitizeConfig(chunks_per_task=3))
+    resumed = sanitize(raw.url, adapter, killed, SanitizeConfig(chunks_per_task=3, break_lock=True))
     assert resumed.action == "resumed"
     assert 0 < resumed.chunks_written < resumed.chunks_total
     clean = tmp_path / "clean.zarr"

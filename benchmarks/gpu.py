@@ -1,0 +1,301 @@
+"""GPU benchmark: a VideoMAE-Base-sized encoder (random weights) and the extract pipeline on CUDA.
+
+    python benchmarks/gpu.py --json out.json          # on a CUDA machine, < 4 minutes on an H100
+    python -m benchmarks gpu --json out.json          # the same
+    python benchmarks/gpu.py --smoke --json out.json  # tiny sizes; runs on CPU too
+
+1. Model throughput on clips already on the device: VideoMAE-Base (hidden 768, 12 layers,
+   12 heads, MLP 3072, 16 frames of 224x224, tubelet 2, patch 16: 1568 tokens) built from a
+   transformers VideoMAEConfig with random weights; clips/s and achieved TFLOP/s for fp32
+   (eager attention), bf16 autocast (eager) and bf16 autocast + SDPA, at batch sizes 8 and 32.
+   FLOPs per clip are counted by torch.utils.flop_counter.FlopCounterMode (matmuls, convolution,
+   attention; element-wise work is not counted) and cross-checked by the analytic formula
+   tokens x layers x (24 d^2 + 4 tokens d) + patch embedding.
+2. extract_vs_encoder on the device: the same model saved to a temp dir and loaded through
+   pipeline.encoders (SDPA, bf16 autocast by default on CUDA; pinned host memory and non-blocking
+   copies in VideoEncoder.encode), on a synthetic benchmark generated on the fly: the encoder
+   alone on clips decoded into host memory vs pipeline.extract.extract (decode workers overlapping
+   the encoder) with 2 (default) and more decode workers, and the naive loop on a few videos.
+Nothing is downloaded. Each part has a time budget; sizes are cut when a part runs long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import machine, rnd  # also sets the offline environment
+
+BASE = {
+    "image_size": 224,
+    "patch_size": 16,
+    "num_frames": 16,
+    "tubelet_size": 2,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+}
+SMOKE = {
+    "image_size": 32,
+    "patch_size": 16,
+    "num_frames": 4,
+    "tubelet_size": 2,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+}
+VARIANTS = (
+    # name, autocast dtype, attention implementation
+    ("fp32", None, "eager"),
+    ("bf16_autocast", "bfloat16", "eager"),
+    ("bf16_autocast_sdpa", "bfloat16", "sdpa"),
+)
+
+
+def analytic_flops(arch: dict[str, int]) -> float:
+    """FLOPs (2 per multiply-add) of one clip's forward pass: matmuls and attention."""
+    d, layers, mlp = arch["hidden_size"], arch["num_hidden_layers"], arch["intermediate_size"]
+    n = (arch["num_frames"] // arch["tubelet_size"]) * (
+        arch["image_size"] // arch["patch_size"]
+    ) ** 2
+    per_layer = n * (2 * 4 * d * d + 2 * 2 * d * mlp) + 2 * 2 * n * n * d
+    patch = n * 2 * (3 * arch["tubelet_size"] * arch["patch_size"] ** 2) * d
+    return float(layers * per_layer + patch)
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _build(arch: dict[str, int], attention: str, device: Any) -> Any:
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    torch.manual_seed(0)
+    config = VideoMAEConfig(**arch)
+    config._attn_implementation = attention
+    return VideoMAEModel(config).to(device).eval()
+
+
+def _counted_flops(model: Any, clip: Any, dtype: Any) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with (
+        torch.inference_mode(),
+        torch.autocast(clip.device.type, dtype=dtype, enabled=dtype is not None),
+        counter,
+    ):
+        model(pixel_values=clip)
+    return float(counter.get_total_flops())
+
+
+def model_throughput(
+    arch: dict[str, int], batch_sizes: tuple[int, ...], device: Any, seconds_per_point: float
+) -> list[dict[str, Any]]:
+    """clips/s and TFLOP/s of each variant and batch size, clips already on the device."""
+    import torch
+
+    rows = []
+    for name, dtype_name, attention in VARIANTS:
+        dtype = getattr(torch, dtype_name) if dtype_name else None
+        model = _build(arch, attention, device)
+        shape = (arch["num_frames"], 3, arch["image_size"], arch["image_size"])
+        flops = _counted_flops(model, torch.randn(1, *shape, device=device), dtype)
+        for batch in batch_sizes:
+            clips = torch.randn(batch, *shape, device=device)
+            row: dict[str, Any] = {"variant": name, "batch": batch, "attention": attention}
+            try:
+                with (
+                    torch.inference_mode(),
+                    torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
+                ):
+                    for _ in range(2):  # warm-up: kernels chosen, memory pooled
+                        model(pixel_values=clips)
+                    _sync(device)
+                    iters, started = 0, time.perf_counter()
+                    while True:
+                        model(pixel_values=clips)
+                        iters += 1
+                        if iters >= 3:
+                            _sync(device)
+                            elapsed = time.perf_counter() - started
+                            if elapsed >= seconds_per_point or iters >= 50:
+                                break
+                rate = batch * iters / elapsed
+                row.update(
+                    clips_per_s=rnd(rate, 1),
+                    tflops=rnd(rate * flops / 1e12, 4),
+                    iterations=iters,
+                    seconds=rnd(elapsed),
+                )
+            except torch.OutOfMemoryError:
+                row["error"] = "out of memory"
+            if device.type == "cuda":
+                row["peak_memory_gb"] = rnd(torch.cuda.max_memory_allocated() / 1e9, 2)
+                torch.cuda.reset_peak_memory_stats()
+            row["gflop_per_clip_counted"] = rnd(flops / 1e9, 4)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+            del clips
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
+def extraction_on_device(
+    work: Path, arch: dict[str, int], smoke: bool, repetitions: int
+) -> dict[str, Any]:
+    """extract_vs_encoder (and vs naive) with the model loaded through pipeline.encoders."""
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    from benchmarks import extraction
+    from pipeline.data.synth import SynthConfig, generate_benchmark
+    from pipeline.encoders.registry import load_encoder
+    from pipeline.extract import ExtractConfig
+
+    encoder_dir = work / "videomae"
+    torch.manual_seed(0)
+    VideoMAEModel(VideoMAEConfig(**arch)).save_pretrained(encoder_dir)
+    split = ("val",) if not smoke else ("val", "test")
+    synth = SynthConfig(scale="tiny" if smoke else "small", seed=0, splits=split)
+    started = time.perf_counter()
+    generate_benchmark(work / "bench", synth)
+    manifest = work / "bench" / "manifest.parquet"
+    generate_s = time.perf_counter() - started
+    cpus = os.cpu_count() or 1
+    many = max(2, min(12, cpus - 2))
+    configs = {
+        "workers_2": ExtractConfig(batch_size=64 if not smoke else 8, workers=2),
+        f"workers_{many}": ExtractConfig(batch_size=64 if not smoke else 8, workers=many),
+    }
+    first = next(iter(configs.values()))
+    encoder = load_encoder(str(encoder_dir), device="auto", precision="auto")
+    clips = extraction._clips_in_memory(manifest, encoder, first)
+    extraction.encoder_alone(encoder, clips, first.batch_size)  # warm-up, untimed
+    extraction.pipeline_run(manifest, str(encoder_dir), first)
+    alone: list[float] = []
+    pipeline: dict[str, list[float]] = {name: [] for name in configs}
+    naive: list[float] = []
+    for _ in range(repetitions):
+        alone.append(extraction.encoder_alone(encoder, clips, first.batch_size))
+        for name, config in configs.items():
+            pipeline[name].append(extraction.pipeline_run(manifest, str(encoder_dir), config)[0])
+        naive.append(extraction.naive_loop(manifest, encoder, first, max_videos=4))
+    a = statistics.median(alone)
+    best = max(configs, key=lambda n: statistics.median(pipeline[n]))
+    p = statistics.median(pipeline[best])
+    return {
+        "encoder": repr(encoder),
+        "device": str(encoder.device),
+        "precision": encoder.precision,
+        "clips": len(clips),
+        "clip_mb": rnd(clips[0].numel() * 4 / 1e6, 2),
+        "batch_size": first.batch_size,
+        "generate_seconds": rnd(generate_s, 1),
+        "encoder_alone_clips_per_s": rnd(a, 1),
+        "pipeline_clips_per_s": {n: rnd(statistics.median(v), 1) for n, v in pipeline.items()},
+        "naive_clips_per_s": rnd(statistics.median(naive), 1),
+        "best_pipeline": best,
+        "extract_vs_encoder": rnd(p / a),
+        "extract_vs_encoder_default_workers": rnd(statistics.median(pipeline["workers_2"]) / a),
+        "extract_vs_naive": rnd(p / statistics.median(naive)),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="write results here")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, runs on CPU too")
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated (default 8,32)")
+    parser.add_argument("--repetitions", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    started = time.perf_counter()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type != "cuda" and not args.smoke:
+        raise SystemExit("no CUDA device: pass --smoke for a CPU run at tiny sizes")
+    arch = SMOKE if args.smoke else BASE
+    batches = tuple(
+        int(b) for b in (args.batch_sizes or ("2,4" if args.smoke else "8,32")).split(",")
+    )
+    reps = args.repetitions or (1 if args.smoke else 3)
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "smoke": args.smoke,
+        "device": str(device),
+        "model": {"family": "videomae", "random_weights": True, **arch},
+        "gflop_per_clip_analytic": rnd(analytic_flops(arch) / 1e9, 4),
+        "repetitions": reps,
+    }
+    if device.type == "cuda":
+        results["machine"]["gpu_memory_gb"] = rnd(
+            torch.cuda.get_device_properties(0).total_memory / 1e9, 1
+        )
+        results["machine"]["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
+    results["throughput"] = model_throughput(arch, batches, device, 0.2 if args.smoke else 2.0)
+    print(f"[{time.perf_counter() - started:.0f} s] model throughput done", file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix="anon-store-gpu-bench-"))
+    try:
+        results["extraction"] = extraction_on_device(work, arch, args.smoke, reps)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["ratios"] = {
+        "extract_vs_encoder": results["extraction"]["extract_vs_encoder"],
+        "extract_vs_naive": results["extraction"]["extract_vs_naive"],
+        "machine": results["machine"],
+        "repetitions": reps,
+    }
+    results["seconds"] = rnd(time.perf_counter() - started, 1)
+    text = json.dumps(results, indent=2, default=str)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text)
+    print(summary(results))
+    return results
+
+
+def summary(results: dict[str, Any]) -> str:
+    lines = [
+        f"device {results['machine'].get('cuda') or results['device']}; "
+        f"{results['gflop_per_clip_analytic']} GFLOP/clip (analytic); {results['seconds']} s",
+        "variant              batch  clips/s   TFLOP/s",
+    ]
+    for row in results["throughput"]:
+        lines.append(
+            f"{row['variant']:<20} {row['batch']:>5}  {row.get('clips_per_s', '-')!s:>8}  "
+            f"{row.get('tflops', row.get('error', '-'))!s:>8}"
+        )
+    ex = results["extraction"]
+    lines.append(
+        f"extract on {ex['device']} ({ex['precision']}): encoder alone "
+        f"{ex['encoder_alone_clips_per_s']} clips/s, pipeline {ex['pipeline_clips_per_s']}, "
+        f"naive {ex['naive_clips_per_s']}; extract_vs_encoder {ex['extract_vs_encoder']}, "
+        f"extract_vs_naive {ex['extract_vs_naive']}"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The benchmarks' code paths import and run at toy sizes (not a benchmark: nothing is timed)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+
+def test_entry_point_and_gpu_script_import():
+    from benchmarks import __main__ as entry
+    from benchmarks import gpu
+
+    assert set(entry.RATIO_KEYS) == set(entry.TARGETS)
+    assert gpu.analytic_flops(gpu.BASE) == pytest.approx(360.7e9, rel=1e-3)  # VideoMAE-Base
+
+
+def test_loglog_slope_recovers_the_exponent():
+    from benchmarks.common import loglog_slope
+
+    assert loglog_slope([1, 2, 4], [3.0, 6.0, 12.0]) == pytest.approx(1.0)
+    assert loglog_slope([1, 2, 4], [1.0, 4.0, 16.0]) == pytest.approx(2.0)
+
+
+def test_tiny_variants_run(tmp_path, tiny_benchmark, tiny_encoder_dir):
+    from benchmarks import codecs, decoding, training
+    from benchmarks.sanitize_vs_copy import build_store
+    from pipeline.encoders.registry import load_encoder
+
+    decoded = decoding.run(
+        tiny_benchmark / "manifest.parquet", load_encoder(tiny_encoder_dir), 1, min_seconds=0
+    )
+    assert decoded["frames"] > 0 and all(v > 0 for v in decoded["frames_per_s"].values())
+
+    efficiency = training.loader_efficiency(videos=160, dim=16, repetitions=1)
+    assert math.isfinite(efficiency["train_loader_efficiency"])
+
+    build_store(tmp_path / "raw.zarr", 40, 16, 5, 10, seed=0)
+    compressed = codecs.run(tmp_path / "raw.zarr", 1, min_mb=0.2)
+    assert 0 < compressed["stored_vs_uncompressed"]["zstd1"] <= 1.05
