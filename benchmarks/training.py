@@ -20,27 +20,16 @@ thread, 1.1-6.8 s with two). The encoder keeps torch's default threads.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from benchmarks.common import median, rnd, timed
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from pipeline.threads import torch_threads
 
 
 def _fresh(dim: int, data: Any, config: Any) -> tuple[Any, list, Any]:
@@ -117,7 +106,7 @@ def reencode_epoch(
             actions=data.actions[sample.videos],
         )
         pair = torch.tensor([[0, 1]]).expand(b, 2)
-        with one_thread():
+        with torch_threads(1):
             _step(adapter, heads, opt, batch, StepSample(torch.arange(b), pair, pair), config)
         step += 1
     return step
@@ -154,7 +143,7 @@ def cached_vs_reencode(
     cached, reencoded = [], []
     steps = 0
     for _ in range(repetitions):
-        with one_thread():
+        with torch_threads(1):
             seconds, steps = timed(lambda: cached_epoch(data, config))
         cached.append(seconds)
         seconds, _ = timed(lambda: reencode_epoch(data, videos, encoder, sampling, config))
@@ -285,7 +274,7 @@ def loader_efficiency(videos: int, dim: int, repetitions: int) -> dict[str, Any]
         config = TrainConfig(epochs=epochs, val_every=epochs, head_warmup_epochs=0)
         epoch, compute, streamed = [], [], []
         streaming_error = None
-        with one_thread():
+        with torch_threads(1):
             for _ in range(2):  # alternate twice so load drift hits every variant alike
                 epoch += _trainer_epochs(train, val, config)
                 compute += _pure_compute(train, config, repetitions)
@@ -320,5 +309,5 @@ def epoch_seconds(videos: int, dim: int, repetitions: int) -> float:
 
     train = latent_data(videos, dim)
     config = TrainConfig()
-    with one_thread():
+    with torch_threads(1):
         return median([timed(lambda: cached_epoch(train, config))[0] for _ in range(repetitions)])

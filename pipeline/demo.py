@@ -68,7 +68,7 @@ Stage = Callable[[str], Any]
 def _adapter(
     raw: Path, out: Path, config: DemoConfig, seed: int, changes: dict[str, float]
 ) -> Path:
-    from pipeline.probes.train import torch_threads
+    from pipeline.threads import torch_threads
 
     training = dataclasses.replace(config.training, seed=seed, **changes)
     # One thread: the adapter's matrices are small, and a second spinning thread made each step

@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from pipeline.encoders import augment
 from pipeline.encoders.registry import TINY_MANIFEST
 from pipeline.errors import ConfigError, EncoderError, VideoError
+from pipeline.threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -244,16 +245,11 @@ def build_tiny_encoder(
     n_held = min(config.heldout_videos, len(videos) // 10)
     held, train = order[:n_held], order[n_held:]
 
-    threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         model, stats, held_acc, flips, reverses = _fit(
             videos, video_labels, held, train, actions, person, config, rng, progress, device
         )
         used_threads = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(threads)
     tail = max(1, stats["steps"] // 10)
     report = TinyBuildReport(
         steps=stats["steps"],

@@ -33,10 +33,10 @@ from pipeline.errors import ConfigError, StoreError
 from pipeline.probes.attacker import ATTACK_SOURCES, ATTACKER_KINDS, AttackerConfig
 from pipeline.probes.evaluate import EvalConfig, _add_leakage, run_probes
 from pipeline.probes.features import ProbeFeatures, load_features
-from pipeline.probes.train import torch_threads
 from pipeline.store.lock import StoreLock
 from pipeline.store.reader import FeatureStore, open_store
 from pipeline.store.writer import read_attrs, update_attrs
+from pipeline.threads import torch_threads
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from pipeline.probes.detection import DetectorConfig, tad_probe
 from pipeline.probes.features import ProbeFeatures, load_features
 from pipeline.probes.report import EvalReport, write_report
 from pipeline.probes.stats import finite_or_none, summarize, summarize_runs
-from pipeline.probes.train import torch_threads
 from pipeline.store.reader import FeatureStore
+from pipeline.threads import torch_threads
 
 log = logging.getLogger(__name__)
 

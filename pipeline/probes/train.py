@@ -22,22 +22,6 @@ def seeded(seed: int) -> Iterator[torch.Generator]:
         yield torch.Generator().manual_seed(int(seed))
 
 
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` intra-op threads (None = leave as is), then restore.
-
-    The probes are tiny models: on a shared 2-core machine one thread is 5-10x faster than two
-    fighting over cores with everybody else.
-    """
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def split_rng(seed: int, stream: str) -> np.random.Generator:
     """A numpy RNG for one probe and seed; the same (seed, stream) gives the same draws for every
     method, so methods are compared on the same clips and the same validation parts (paired)."""

@@ -32,6 +32,11 @@ def adapter_transform(
         def apply(x: np.ndarray, part: str) -> np.ndarray:
             return kernel(x, 0)
 
-        return raw.map_features(apply, adapter=str(adapter), adapter_sha256=loaded.adapter_hash)
+        return raw.map_features(
+            apply,
+            transform=f"adapter {adapter} applied in memory",
+            adapter=str(adapter),
+            adapter_sha256=loaded.adapter_hash,
+        )
 
     return transform

@@ -10,10 +10,10 @@ from typing import Any
 
 import dask
 import numpy as np
-import torch
 from dask.callbacks import Callback
 
 from pipeline.errors import ConfigError, StoreError
+from pipeline.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,6 @@ class _TaskCallback(Callback):
             self._on_result(int(chunks), int(nbytes))
 
 
-@contextlib.contextmanager
-def single_threaded_torch() -> Iterator[None]:
-    """torch single-threaded in this process while tasks run (dask gives the parallelism)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_local(
     tasks: Sequence[Any], scheduler: str, workers: int | None, on_result: OnResult
 ) -> None:
@@ -58,7 +47,7 @@ def run_local(
     kwargs: dict[str, Any] = {"scheduler": scheduler}
     if scheduler != "synchronous":
         kwargs["num_workers"] = workers
-    with single_threaded_torch(), _TaskCallback(keys, on_result):
+    with torch_threads(1), _TaskCallback(keys, on_result):
         dask.compute(*tasks, optimize_graph=False, **kwargs)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.probes.train import torch_threads
+from pipeline.threads import torch_threads
 
 
 @pytest.fixture(autouse=True)

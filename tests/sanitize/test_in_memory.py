@@ -18,6 +18,7 @@ def test_matches_the_sanitized_store(raw_store, adapter_dir, tmp_path):
     raw = load_features(raw_store.url)
     in_memory = adapter_transform(adapter_dir)(raw)
     assert in_memory.source["adapter"] == str(adapter_dir)
+    assert "applied in memory" in in_memory.source["transform"]
     for split, videos in from_store.splits.items():
         mine = in_memory[split]
         assert not np.array_equal(mine.clip, raw[split].clip)  # the adapter did something
