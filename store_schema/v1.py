@@ -141,3 +141,9 @@ SANITIZED_ATTRS: dict[str, str] = {
     "input_fingerprint": "fingerprint of that raw store.",
 }
 """Extra root attrs of sanitized stores."""
+
+OPTIONAL_ATTRS: dict[str, str] = {
+    "audit": "Written by `anon-store audit`: attacker cMAP (MLP / linear, static / normal clips) "
+    "over person attributes on the privacy split, chance, leakage vs a raw store, seeds, date.",
+}
+"""Root attrs a store may carry; validation does not require them."""

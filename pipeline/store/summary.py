@@ -62,5 +62,5 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
             if name.endswith("_features")
         },
         "size_bytes": store.size_bytes(),
-        "privacy_audit": meta.get("privacy_audit"),
+        "audit": meta.get("audit"),  # written by `anon-store audit` (store_schema OPTIONAL_ATTRS)
     }

@@ -15,6 +15,7 @@ from pipeline.errors import ConfigError, StoreError
 from pipeline.probes.audit import AUDIT_KEY, AuditConfig, audit
 from pipeline.probes.features import ProbeFeatures
 from pipeline.store.reader import open_store
+from pipeline.store.summary import summarize
 from pipeline.store.writer import update_attrs
 from store_schema import validate
 
@@ -95,6 +96,7 @@ def test_audit_records_figures_and_leaves_the_store_valid(stores, scrubbed_audit
     assert -0.3 < summary["leakage_person"] < 0.3
     for entry in record["results"].values():
         assert entry["cmap_person"]["n"] == 2 and len(entry["leakage_person"]["values"]) == 2
+    assert summarize(open_store(stores["scrubbed"]))["audit"] == record  # `anon-store inspect`
 
 
 def test_a_store_holding_raw_features_leaks_fully(stores) -> None:
