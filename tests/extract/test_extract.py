@@ -270,3 +270,41 @@ def test_killed_run_resumes_to_the_same_store(
     for name in ("clip_features", "static_features", "window_features", "status", "video_id"):
         np.testing.assert_array_equal(resumed.group[name][:], reference.group[name][:])
     assert validate(str(out)) == []
+
+
+@pytest.mark.slow
+def test_killed_at_several_random_points_still_ends_equal(
+    tmp_path, tiny_benchmark, tiny_encoder_dir, raw_store
+):
+    """Three SIGKILLs at seeded random shard counts, each rerun breaking the dead run's lock."""
+    out = tmp_path / "raw.zarr"
+    args = [sys.executable, "-m", "pipeline", "extract",
+            "--manifest", str(tiny_benchmark / "manifest.parquet"),
+            "--encoder", str(tiny_encoder_dir), "--output", str(out),
+            "--videos-per-chunk", "8", "--batch-size", "16", "--workers", "0"]  # fmt: skip
+    total = open_store(raw_store).num_videos
+    targets = np.sort(np.random.default_rng(3).choice(np.arange(1, total // 8), 3, replace=False))
+    committed_before = 0
+    for round_, shards in enumerate(targets):
+        extra = ["--break-lock"] if round_ else []
+        proc = subprocess.Popen([*args, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while (
+            _committed_videos(out) < 8 * shards
+            and proc.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+        committed = _committed_videos(out)
+        assert committed_before <= committed < total  # nothing committed is lost
+        committed_before = committed
+    result = extract(tiny_benchmark / "manifest.parquet", str(tiny_encoder_dir), out,
+                     dataclasses.replace(CONFIG, break_lock=True))  # fmt: skip
+    assert result.action == "resumed"
+    resumed, reference = open_store(out), open_store(raw_store)
+    for name in ("clip_features", "static_features", "window_features", "status", "video_id"):
+        np.testing.assert_array_equal(resumed.group[name][:], reference.group[name][:])
+    assert validate(str(out)) == []

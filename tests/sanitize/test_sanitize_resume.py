@@ -30,8 +30,8 @@ RUNNER = textwrap.dedent(
         print(p.chunks_done, p.chunks_total, flush=True)
 
     if __name__ == "__main__":
-        sanitize(sys.argv[1], sys.argv[2], sys.argv[3], SanitizeConfig(workers=2),
-                 progress=report)
+        sanitize(sys.argv[1], sys.argv[2], sys.argv[3],
+                 SanitizeConfig(workers=2, break_lock=len(sys.argv) > 4), progress=report)
         print("finished", flush=True)
     """
 )
@@ -91,3 +91,24 @@ def test_killed_run_is_refused_then_resumed_to_the_same_result(store_factory, tm
         np.testing.assert_array_equal(a.group[spec.name][:], b.group[spec.name][:])
     assert MARKERS not in a.group.array_keys()
     assert a.meta["store_id"] == meta["store_id"]  # resumed in place, not recreated
+
+
+@pytest.mark.slow
+def test_killed_at_several_random_points_still_ends_equal_to_a_clean_run(store_factory, tmp_path):
+    raw = store_factory("raw.zarr", videos=150, videos_per_chunk=3, window_chunk=8)
+    adapter = make_adapter(tmp_path / "adapter", arch="mlp")
+    killed = tmp_path / "killed.zarr"
+    fractions = np.sort(np.random.default_rng(7).uniform(0.1, 0.9, size=3))
+    done_before = 0
+    for round_, fraction in enumerate(fractions):
+        # every rerun after a kill must break the dead run's lock
+        extra = ["--break-lock"] if round_ else []
+        _kill_midway([raw.url, str(adapter), str(killed), *extra], fraction=float(fraction))
+        done = int(np.asarray(zarr.open_group(str(killed), mode="r")[MARKERS][:]).sum())
+        assert done >= done_before  # nothing committed is ever lost
+        done_before = done
+    resumed = sanitize(raw.url, adapter, killed, SanitizeConfig(break_lock=True))
+    assert resumed.action == "resumed"
+    clean = tmp_path / "clean.zarr"
+    sanitize(raw.url, adapter, clean)
+    assert_same_features(killed, clean)
