@@ -686,13 +686,17 @@ def cache_root() -> Path:
 def tiny_version(config: TinyEncoderConfig | None = None, synth: Any = None) -> str:
     """Cache directory name: tiny-v<RECIPE_VERSION>-<hash of the recipe and synth config>.
 
-    The hash makes any change of the defaults (or a custom recipe) a different cache entry, so a
-    cache built by an older recipe is never mistaken for the current one.
+    The hash makes any change of the defaults (or a custom recipe), and of the synthetic
+    generator's version, a different cache entry, so a cache built by an older recipe or from
+    other pretrain videos is never mistaken for the current one.
     """
+    from pipeline.data.synth.config import GENERATOR_VERSION
+
     key = json.dumps(
         {
             "recipe": asdict(config or TinyEncoderConfig()),
             "synth": synth.to_dict() if synth is not None else None,
+            "generator": GENERATOR_VERSION,
         },
         sort_keys=True,
         default=str,

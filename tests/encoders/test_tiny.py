@@ -219,3 +219,11 @@ def test_colour_blob_init_reads_the_colour_of_a_quarter_patch():
     # filter 0 is red over the top-left quarter: the strongest response; blue filters see nothing
     assert int(out.argmax()) == 0
     assert out[8:12].abs().max() < 1e-6  # colours are R, G, B, ...: filters 8-11 are blue
+
+
+def test_cache_name_tracks_the_synthetic_generator(monkeypatch):
+    from pipeline.data.synth import config as synth_config
+
+    before = tiny.tiny_version()
+    monkeypatch.setattr(synth_config, "GENERATOR_VERSION", synth_config.GENERATOR_VERSION + 1)
+    assert tiny.tiny_version() != before

@@ -137,6 +137,11 @@ SCALES: dict[str, ScaleSpec] = {
 }
 
 
+GENERATOR_VERSION = 1
+"""Bump when a change to the generator's code changes the videos a config produces: caches built
+from generated data (the tiny encoder's) are keyed by it."""
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """Everything that determines a generated benchmark (with the same config, the same bytes)."""
