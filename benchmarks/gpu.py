@@ -165,17 +165,13 @@ def extraction_on_device(
     work: Path, arch: dict[str, int], smoke: bool, repetitions: int
 ) -> dict[str, Any]:
     """extract_vs_encoder (and vs naive) with the model loaded through pipeline.encoders."""
-    import torch
-    from transformers import VideoMAEConfig, VideoMAEModel
-
     from benchmarks import extraction
+    from benchmarks.common import save_random_videomae
     from pipeline.data.synth import SynthConfig, generate_benchmark
     from pipeline.encoders.registry import load_encoder
     from pipeline.extract import ExtractConfig
 
-    encoder_dir = work / "videomae"
-    torch.manual_seed(0)
-    VideoMAEModel(VideoMAEConfig(**arch)).save_pretrained(encoder_dir)
+    encoder_dir = save_random_videomae(work / "videomae", **arch)
     split = ("val",) if not smoke else ("val", "test")
     synth = SynthConfig(scale="tiny" if smoke else "small", seed=0, splits=split)
     started = time.perf_counter()

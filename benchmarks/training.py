@@ -20,9 +20,11 @@ thread, 1.1-6.8 s with two). The encoder keeps torch's default threads.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,11 +180,12 @@ def _trainer_epochs(train: Any, val: Any, config: Any) -> list[float]:
 
 
 def _pure_compute(train: Any, config: Any, epochs: int) -> list[float]:
-    """Seconds per epoch of the trainer's maths alone, on batches gathered beforehand."""
+    """Seconds per epoch of the trainer's step (compute_losses + AdamW) alone, on the epoch's
+    batches gathered beforehand (each batch its own data, indexed by the identity sample)."""
     import time
 
-    from pipeline.aam.losses import combined_objective, latent_consistency, nt_xent
-    from pipeline.aam.sampler import ClipSampler
+    from pipeline.aam.sampler import ClipSampler, StepSample
+    from pipeline.aam.trainer import LatentTrainingData
 
     adapter, heads, opt = _fresh(train.dim, train, config)
     k, s = train.clip_features.shape[1], train.static_features.shape[1]
@@ -190,48 +193,43 @@ def _pure_compute(train: Any, config: Any, epochs: int) -> list[float]:
     batches = []
     for sample in sampler.epoch():
         v = sample.videos
-        batches.append(
-            (
-                train.clip_features[v[:, None], sample.clips].contiguous(),
-                train.static_features[v[:, None], sample.static_pair].contiguous(),
-                {name: t[v] for name, t in train.targets().items()},
-            )
+        gathered = LatentTrainingData(
+            clip_features=train.clip_features[v[:, None], sample.clips].contiguous(),
+            static_features=train.static_features[v[:, None], sample.static_pair].contiguous(),
+            actions=train.actions[v],
         )
-    zero = torch.zeros(())
+        pair = torch.tensor([[0, 1]]).expand(len(v), 2)
+        batches.append((gathered, StepSample(torch.arange(len(v)), pair, pair)))
     seconds = []
     for _ in range(epochs):
         started = time.perf_counter()
-        for raw, static, targets in batches:
-            adapted, adapted_static = adapter(raw), adapter(static)
-            z, z_a = raw[:, 0], adapted[:, 0]
-            out = {
-                "l_lc": latent_consistency(z, z_a),
-                "l_t": sum(h.weight * h.loss(h(z_a), targets) for h in heads),
-                "l_b": nt_xent(adapted_static[:, 0], adapted_static[:, 1], config.temperature),
-                "l_motion": zero,
-            }
-            total = combined_objective(config.weights, **out)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
+        for gathered, identity in batches:
+            _step(adapter, heads, opt, gathered, identity, config)
         seconds.append(time.perf_counter() - started)
     return seconds
 
 
-def latent_data(videos: int, dim: int, clips: int = 5, static: int = 10, seed: int = 0) -> Any:
-    """Random features in memory, read back from a raw store written through the store writer
-    (the same arrays and dtypes train_aam loads)."""
+@contextlib.contextmanager
+def _random_raw_store(videos: int, dim: int) -> Iterator[Any]:
+    """A temporary raw store of random features (5 clips, 10 static clips per video) written
+    through the store writer: the same arrays and dtypes train_aam loads."""
     from benchmarks.sanitize_vs_copy import build_store
-    from pipeline.aam.from_store import load_split
     from pipeline.store.reader import open_store
 
     work = Path(tempfile.mkdtemp(prefix="anon-store-bench-train-"))
     try:
-        build_store(work / "raw.zarr", videos, dim, clips, static, seed=seed, windows=False)
-        store = open_store(work / "raw.zarr", kind="raw")
-        return load_split(store, "train")
+        build_store(work / "raw.zarr", videos, dim, 5, 10, seed=0, windows=False)
+        yield open_store(work / "raw.zarr", kind="raw")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def latent_data(videos: int, dim: int) -> Any:
+    """The train split of a random raw store, in memory."""
+    from pipeline.aam.from_store import load_split
+
+    with _random_raw_store(videos, dim) as store:
+        return load_split(store, "train")
 
 
 def _streaming_epochs(store: Any, val: Any, config: Any) -> list[float]:
@@ -256,15 +254,10 @@ def _streaming_epochs(store: Any, val: Any, config: Any) -> list[float]:
 def loader_efficiency(videos: int, dim: int, repetitions: int) -> dict[str, Any]:
     """In-memory trainer epochs vs pure compute; the streaming loader, when present, as a third
     variant (its efficiency is reported, the ratio stays the in-memory one)."""
-    from benchmarks.sanitize_vs_copy import build_store
     from pipeline.aam.from_store import load_split
     from pipeline.aam.trainer import LatentTrainingData, TrainConfig
-    from pipeline.store.reader import open_store
 
-    work = Path(tempfile.mkdtemp(prefix="anon-store-bench-train-"))
-    try:
-        build_store(work / "raw.zarr", videos, dim, 5, 10, seed=0, windows=False)
-        store = open_store(work / "raw.zarr", kind="raw")
+    with _random_raw_store(videos, dim) as store:
         train = load_split(store, "train")
         n = min(128, train.num_videos)
         val = LatentTrainingData(
@@ -283,8 +276,6 @@ def loader_efficiency(videos: int, dim: int, repetitions: int) -> dict[str, Any]
                         streamed += _streaming_epochs(store, val, config)
                     except Exception as error:  # the streaming loader is new: report, go on
                         streaming_error = f"{type(error).__name__}: {error}"
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     e, c = median(epoch), median(compute)
     result = {
         "train_videos": train.num_videos,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
@@ -74,8 +75,6 @@ def _list_keys(store: Any, prefix: str) -> list[str]:
 
 
 def _read_bytes(store: Any, key: str) -> bytes | None:
-    from zarr.core.buffer import default_buffer_prototype
-
     buffer = sync(store.get(key, prototype=default_buffer_prototype()))
     return None if buffer is None else buffer.to_bytes()
 
@@ -164,11 +163,10 @@ def _check_array(
 
 
 def _check_missing(
-    store: Any, prefix: str, missing: dict[str, list[tuple[int, ...]]], report: ChunkReport
+    group: zarr.Group, missing: dict[str, list[tuple[int, ...]]], report: ChunkReport
 ) -> None:
     """In a complete store, a feature chunk that covers an ok video must be stored."""
     try:
-        group = zarr.open_group(store, path=prefix, mode="r", use_consolidated=False)
         meta = dict(group.attrs).get(ATTRS_KEY) or {}
         if meta.get("status") != "complete":
             return
@@ -214,9 +212,10 @@ def check_chunks(
         report.problems.append(f"cannot list the store: {_one_line(error)}")
         return report
     documents = _read_metadata(zstore, prefix, keys, report)
+    group = None
     if "" in documents:
         try:
-            zarr.open_group(zstore, path=prefix, mode="r", use_consolidated=False)
+            group = zarr.open_group(zstore, path=prefix, mode="r", use_consolidated=False)
         except Exception as error:
             report.problems.append(
                 f"metadata '{METADATA}' (root group) is not a valid group: {_one_line(error)}"
@@ -231,5 +230,6 @@ def check_chunks(
             report.problems.append(f"array '{node}': its {chunks} chunks cannot be checked")
     for name in sorted(arrays):
         missing[name] = _check_array(zstore, prefix, name, key_set, workers, report)
-    _check_missing(zstore, prefix, missing, report)
+    if group is not None:  # without a usable root group its tables cannot be read either
+        _check_missing(group, missing, report)
     return report

@@ -113,11 +113,15 @@ def _chunk_rows(store: FeatureStore) -> int:
     return int(store.group["clip_features"].chunks[0])
 
 
+def _load_rows(store: FeatureStore, rows: np.ndarray) -> LatentTrainingData:
+    plan = StreamPlan(block_rows=_chunk_rows(store), window=1, prefetch=2)
+    return StreamingSplit(store, rows, plan).load()
+
+
 def load_split(store: FeatureStore, split: str) -> LatentTrainingData:
     """A split's usable videos (decoded fine, with an action label) as in-memory training data,
     read chunk by chunk (peak: the split plus a few chunks)."""
-    plan = StreamPlan(block_rows=_chunk_rows(store), window=1, prefetch=2)
-    return StreamingSplit(store, usable_rows(store, split), plan).load()
+    return _load_rows(store, usable_rows(store, split))
 
 
 @dataclass(frozen=True)
@@ -194,22 +198,24 @@ def plan_data(store: FeatureStore, config: TrainAAMConfig) -> DataPlan:
     if not config.stream and train_bytes + val_bytes <= budget:
         return base
     bs = config.training.batch_size
-    options = {
-        "chunk_rows": _chunk_rows(store),
-        "row_bytes": row_bytes,
-        "window": config.stream_window,
-        "prefetch": config.prefetch,
-    }
+    chunk_rows = _chunk_rows(store)
     val_plan = None
     if val_bytes > budget // 2:
         val_plan = plan_validation(
-            chunk_rows=options["chunk_rows"],
+            chunk_rows=chunk_rows,
             row_bytes=row_bytes,
             budget_bytes=budget // 2,
             prefetch=config.prefetch,
         )
     train_budget = budget - (val_bytes if val_plan is None else budget // 2)
-    train_plan = plan_stream(batch_size=bs, budget_bytes=train_budget, **options)
+    train_plan = plan_stream(
+        chunk_rows=chunk_rows,
+        row_bytes=row_bytes,
+        batch_size=bs,
+        budget_bytes=train_budget,
+        window=config.stream_window,
+        prefetch=config.prefetch,
+    )
     return dataclasses.replace(base, train_plan=train_plan, val_plan=val_plan, batch_size=bs)
 
 
@@ -345,13 +351,13 @@ def train_aam(
     train: Any
     val: Any
     if data.train_plan is None:
-        train, val = load_split(raw, config.train_split), load_split(raw, config.val_split)
+        train = _load_rows(raw, train_rows)
     else:
         train = StreamingSplit(raw, train_rows, data.train_plan, ledger=ledger)
-        if data.val_plan is None:
-            val = load_split(raw, config.val_split)
-        else:
-            val = StreamingSplit(raw, val_rows, data.val_plan, ledger=ledger)
+    if data.val_plan is None:
+        val = _load_rows(raw, val_rows)
+    else:
+        val = StreamingSplit(raw, val_rows, data.val_plan, ledger=ledger)
     identity = run_identity(raw, config, data)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     resume = _resume_state(checkpoint_dir, identity, config, say)

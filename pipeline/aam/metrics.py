@@ -18,17 +18,10 @@ def same_video_retrieval(features: Tensor, *, chunk_size: int = 2048) -> float:
     v, m, _ = features.shape
     if v * m < 2:
         return float("nan")
-    flat = F.normalize(features.reshape(v * m, -1).to(torch.float32), dim=1)
-    owner = torch.arange(v, device=flat.device).repeat_interleave(m)
-    hits = 0
-    for start in range(0, v * m, chunk_size):
-        rows = flat[start : start + chunk_size]
-        sims = rows @ flat.T
-        idx = torch.arange(start, start + rows.shape[0], device=flat.device)
-        sims[torch.arange(rows.shape[0], device=flat.device), idx] = float("-inf")
-        nearest = sims.argmax(dim=1)
-        hits += int((owner[nearest] == owner[idx]).sum())
-    return hits / (v * m)
+    flat = features.reshape(v * m, -1)
+    retrieval = BlockedRetrieval(flat, 0, m)
+    retrieval.update(flat, 0, chunk_size=chunk_size)  # all keys in one block
+    return retrieval.hits() / (v * m)
 
 
 def retrieval_chance(num_videos: int, clips_per_video: int) -> float:
@@ -43,7 +36,8 @@ class BlockedRetrieval:
     A block of query clips is kept; key clips stream past in blocks, in ascending order of their
     flat index (video * M + clip), and each query keeps its best cosine so far and whether that
     neighbour was of its own video. Strict ">" over ascending keys keeps the first maximum, as
-    argmax does in same_video_retrieval, so both give the same count up to float rounding.
+    argmax does, so any blocking gives the count of same_video_retrieval (one block of all keys)
+    up to float rounding.
     """
 
     def __init__(self, queries: Tensor, first_index: int, clips_per_video: int) -> None:
@@ -65,7 +59,9 @@ class BlockedRetrieval:
             q = self.queries[start : start + chunk_size]
             qi = self.index[start : start + chunk_size]
             sims = q @ keys.T
-            sims[qi[:, None] == key_index[None, :]] = float("-inf")
+            local = qi - first_index  # a query's own clip, where it is among these keys
+            own = (local >= 0) & (local < len(keys))
+            sims[torch.nonzero(own).squeeze(1), local[own]] = float("-inf")
             value, arg = sims.max(dim=1)
             better = value > self.best[start : start + chunk_size]
             rows = torch.nonzero(better).squeeze(1) + start

@@ -22,9 +22,11 @@ from pipeline.errors import ConfigError, VideoTooShortError
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 STATIC_ASPECT: tuple[float, float] = (3 / 4, 4 / 3)
-_LIMITS = {"frames_per_clip": 4096, "clips_per_video": 4096, "static_clips": 4096, "size": 4096}
-"""Upper bounds far above any encoder or protocol, so that a typo fails here with one line rather
-than as an allocation larger than memory."""
+MAX_COUNT = 4096
+"""Upper bound of clip lengths, per-video clip counts and sizes: far above any encoder or
+protocol, so that a typo fails here with one line rather than as an allocation larger than
+memory (pipeline.extract.config checks its clip counts against it too)."""
+_LIMITS = dict.fromkeys(("frames_per_clip", "clips_per_video", "static_clips", "size"), MAX_COUNT)
 
 
 @dataclass(frozen=True)

@@ -656,16 +656,17 @@ def _check_paths(
             ctx.fail("empty path", column="path", row=i)
         if "\0" in p:
             ctx.fail(f"path {p!r} contains a NUL byte", column="path", row=i)
-        full = root / p  # an absolute p replaces root
+        rel = Path(p)
+        full = root / rel  # an absolute p replaces root
         if not allow_outside_root:
-            if Path(p).is_absolute() or os.path.isabs(p):
+            if rel.is_absolute() or os.path.isabs(p):
                 ctx.fail(
                     f"absolute path {p!r} refused (paths are relative to {root}; "
                     "allow with allow_outside_root=True or --allow-outside-root)",
                     column="path",
                     row=i,
                 )
-            if ".." in Path(p).parts:
+            if ".." in rel.parts:
                 ctx.fail(
                     f"path {p!r} escapes the video root with '..' "
                     "(allow with allow_outside_root=True or --allow-outside-root)",

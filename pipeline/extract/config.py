@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.data.clips import MAX_COUNT
 from pipeline.errors import ConfigError
 
 DEFAULT_EXCLUDED_SPLITS = ("pretrain",)
@@ -89,9 +90,8 @@ class ExtractConfig:
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
 
-MAX_CLIPS = 4096
-"""Upper bound of per-video clip counts: far above any protocol, low enough that a typo cannot ask
-for arrays larger than memory."""
+MAX_CLIPS = MAX_COUNT
+"""Upper bound of per-video clip counts: ClipSampling's, checked here before any encoder loads."""
 MAX_WORKERS = 1024
 
 

@@ -142,6 +142,26 @@ def raw_store_meta(
     return meta
 
 
+def open_raw_store(
+    location: StoreLocation,
+    state: str,
+    plan: ExtractionPlan,
+    manifest: Manifest,
+    encoder: VideoEncoder,
+    sampling: ClipSampling,
+    config: ExtractConfig,
+) -> Any:
+    """The store for ``state`` (existing_state_of): created, after discarding one made with other
+    settings, for "new" / "recreate"; opened read-only when "complete", else to resume."""
+    if state not in ("new", "recreate"):
+        return location.open_group("r" if state == "complete" else "r+")
+    if state == "recreate":
+        discard_store(location)
+    meta = raw_store_meta(plan, manifest, encoder, sampling)
+    codecs = StoreCodecs(feature_compression=config.feature_compression)
+    return create_store(location, meta, plan.layout, plan.tables, codecs)
+
+
 class ShardEncoder:
     """Decodes, samples and encodes the videos of one shard into a ShardResult."""
 
@@ -261,14 +281,7 @@ def extract(
             return ExtractResult(
                 str(location), "unchanged", len(plan.rows), 0, 0, 0.0, meta["store_id"]
             )
-        if state in ("new", "recreate"):
-            if state == "recreate":
-                discard_store(location)
-            meta = raw_store_meta(plan, loaded_manifest, model, sampling)
-            codecs = StoreCodecs(feature_compression=config.feature_compression)
-            group = create_store(location, meta, plan.layout, plan.tables, codecs)
-        else:
-            group = location.open_group("r+")
+        group = open_raw_store(location, state, plan, loaded_manifest, model, sampling, config)
         done = shard_committed(group, plan.layout)
         todo = [shard for shard in range(plan.layout.num_shards) if not done[shard]]
         skipped = sum(

@@ -32,15 +32,12 @@ from pipeline.extract.run import (
     ShardEncoder,
     existing_state_of,
     load_encoder_for,
-    raw_store_meta,
+    open_raw_store,
     read_manifest_for,
 )
 from pipeline.store.location import StoreLocation
 from pipeline.store.writer import (
-    StoreCodecs,
     commit_shard,
-    create_store,
-    discard_store,
     finalize_store,
     read_attrs,
     shard_committed,
@@ -187,14 +184,9 @@ def prepare_extraction(
     context = _build_context(manifest, source, config, for_encoding=False)
     plan = context.plan
     state = existing_state_of(location, plan.fingerprint, config.overwrite)
-    if state in ("new", "recreate"):
-        if state == "recreate":
-            discard_store(location)
-        meta = raw_store_meta(plan, context.manifest, context.model, context.sampling)
-        codecs = StoreCodecs(feature_compression=config.feature_compression)
-        group = create_store(location, meta, plan.layout, plan.tables, codecs)
-    else:
-        group = location.open_group("r" if state == "complete" else "r+")
+    group = open_raw_store(
+        location, state, plan, context.manifest, context.model, context.sampling, config
+    )
     meta = read_attrs(group) or {}
     done = shard_committed(group, plan.layout)
     todo = () if state == "complete" else tuple(int(s) for s in np.flatnonzero(~done))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import os
 import random
@@ -128,19 +129,25 @@ def _give_up(what: str, attempts: int, error: BaseException) -> StoreIOError:
     return StoreIOError(f"{what} failed {tries}: {_one_line(error)}")
 
 
+def _wait_after(error: Exception, attempt: int, what: str, policy: RetryPolicy) -> float:
+    """Seconds to wait before trying `what` again after try number `attempt` failed with
+    `error`; raises `error` itself if it is permanent, StoreIOError once the tries are used up."""
+    if not is_transient(error):
+        raise error
+    if attempt >= policy.attempts:
+        raise _give_up(what, attempt, error) from error
+    log.debug("%s: %s (try %d), retrying", what, _one_line(error), attempt)
+    return policy.delay(attempt)
+
+
 def retry_call(fn: Callable[[], T], what: str, policy: RetryPolicy | None = None) -> T:
     """fn() with retries on transient errors; `what` names the operation in the final error."""
     policy = policy or RetryPolicy.from_env()
-    for attempt in range(1, policy.attempts + 1):
+    for attempt in itertools.count(1):
         try:
             return fn()
         except Exception as error:
-            if not is_transient(error):
-                raise
-            if attempt == policy.attempts:
-                raise _give_up(what, attempt, error) from error
-            log.debug("%s: %s (try %d), retrying", what, _one_line(error), attempt)
-            time.sleep(policy.delay(attempt))
+            time.sleep(_wait_after(error, attempt, what, policy))
     raise AssertionError("unreachable")
 
 
@@ -149,16 +156,11 @@ async def retry_async(
 ) -> T:
     """await fn() with retries on transient errors (the async twin of retry_call)."""
     policy = policy or RetryPolicy.from_env()
-    for attempt in range(1, policy.attempts + 1):
+    for attempt in itertools.count(1):
         try:
             return await fn()
         except Exception as error:
-            if not is_transient(error):
-                raise
-            if attempt == policy.attempts:
-                raise _give_up(what, attempt, error) from error
-            log.debug("%s: %s (try %d), retrying", what, _one_line(error), attempt)
-            await asyncio.sleep(policy.delay(attempt))
+            await asyncio.sleep(_wait_after(error, attempt, what, policy))
     raise AssertionError("unreachable")
 
 
@@ -196,7 +198,6 @@ class RetryingStore(WrapperStore[Store]):
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
     ) -> list[Buffer | None]:
-        key_ranges = list(key_ranges)
         return await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
 
     async def exists(self, key: str) -> bool:
@@ -216,12 +217,10 @@ class RetryingStore(WrapperStore[Store]):
             self.policy,
         )
 
-    async def _set_many(self, values: Iterable[tuple[str, Buffer]]) -> None:
-        await asyncio.gather(*(self.set(key, value) for key, value in values))
-
-    async def _get_many(self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]):
-        for key, prototype, byte_range in requests:
-            yield key, await self.get(key, prototype, byte_range)
+    # Store's generic versions, which go through self.set / self.get and so retry each key
+    # (WrapperStore's would forward them to the wrapped store, past the retries).
+    _set_many = Store._set_many
+    _get_many = Store._get_many
 
     async def delete(self, key: str) -> None:
         await retry_async(lambda: self._store.delete(key), self._what("delete", key), self.policy)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.aam.trainer import LatentTrainingData
+from pipeline.aam.sampler import ClipSampler
+from pipeline.aam.trainer import LatentTrainingData, compute_losses
 
 
 def _planted(
@@ -50,6 +51,28 @@ def _one_torch_thread():
 def planted() -> Callable[..., LatentTrainingData]:
     """Factory: planted(num_videos=40, clips=4, static=4, dim=16, num_actions=4, seed=0)."""
     return _planted
+
+
+def _mean_losses(
+    adapter, heads, data, config, *, batch_size: int | None = None, seed: int = 123, draws: int = 8
+) -> dict[str, float]:
+    """compute_losses averaged over ``draws`` seeded batches (default: all videos), no grad."""
+    sampler = ClipSampler(
+        data.num_videos, 4, 4, batch_size=batch_size or data.num_videos, seed=seed
+    )
+    totals: dict[str, float] = {}
+    with torch.no_grad():
+        for _ in range(draws):
+            losses = compute_losses(adapter, heads, data, next(sampler.epoch()), config)
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + float(v) / draws
+    return totals
+
+
+@pytest.fixture
+def mean_losses() -> Callable[..., dict[str, float]]:
+    """mean_losses(adapter, heads, data, config, *, batch_size=None, seed=123, draws=8)."""
+    return _mean_losses
 
 
 # The store builder lives with the sanitize tests; pytest does not put tests/ on sys.path for

@@ -11,12 +11,10 @@ from torch import Tensor, nn
 
 from pipeline.aam.adapter import AdapterConfig, AnonymizingAdapter
 from pipeline.aam.heads import HEAD_KINDS, SeenTaskHead, create_heads, register_head
-from pipeline.aam.sampler import ClipSampler
 from pipeline.aam.trainer import (
     LatentTrainingData,
     TrainConfig,
     _Front,
-    compute_losses,
     train_adapter,
 )
 from pipeline.errors import ConfigError
@@ -28,29 +26,18 @@ FAST = TrainConfig(
 )
 
 
-def _mean_losses(adapter, heads, data, config, seed=123, draws=8) -> dict[str, float]:
-    sampler = ClipSampler(data.num_videos, 4, 4, batch_size=data.num_videos, seed=seed)
-    totals: dict[str, float] = {}
-    with torch.no_grad():
-        for _ in range(draws):
-            losses = compute_losses(adapter, heads, data, next(sampler.epoch()), config)
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v) / draws
-    return totals
-
-
 @pytest.mark.parametrize("arch", ["mlp", "attention"])
-def test_training_lowers_task_loss_and_raises_privacy_loss(planted, arch: str) -> None:
+def test_training_lowers_task_loss_and_raises_privacy_loss(planted, mean_losses, arch: str) -> None:
     train, val = planted(seed=0), planted(seed=1)
     adapter_config = AdapterConfig(arch=arch, dim=16)
     torch.manual_seed(0)
     start_adapter = AnonymizingAdapter(adapter_config)
     start_heads = create_heads(FAST.heads, 16, [train, val])
-    before = _mean_losses(start_adapter, start_heads, train, FAST)
+    before = mean_losses(start_adapter, start_heads, train, FAST)
     assert before["l_lc"] == 0.0  # identity at initialisation
 
     result = train_adapter(train, val, FAST, adapter_config)
-    after = _mean_losses(result.adapter, result.heads, train, FAST)
+    after = mean_losses(result.adapter, result.heads, train, FAST)
     assert after["l_t"] < 0.8 * before["l_t"]
     assert after["l_b"] > before["l_b"] + 0.3
     raw, last = result.history[0], result.history[-1]
@@ -111,12 +98,12 @@ def test_same_seed_same_weights_other_seed_other_weights(planted) -> None:
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_motion_privacy_extension_lowers_normal_clip_retrieval(planted) -> None:
+def test_motion_privacy_extension_lowers_normal_clip_retrieval(planted, mean_losses) -> None:
     train, val = planted(seed=0), planted(seed=1)
     base = TrainConfig(epochs=30, batch_size=10, val_every=10, lr=3e-3, w_lc=10.0, selection="last")
     ext = TrainConfig(**{**base.__dict__, "w_motion": 3.0})
     runs = [train_adapter(train, val, c, AdapterConfig(dim=16)) for c in (base, ext)]
-    m_base, m_ext = (_mean_losses(r.adapter, r.heads, train, ext)["l_motion"] for r in runs)
+    m_base, m_ext = (mean_losses(r.adapter, r.heads, train, ext)["l_motion"] for r in runs)
     assert m_ext > m_base
     assert runs[0].history[-1]["train_l_motion"] == 0.0 < runs[1].history[-1]["train_l_motion"]
     # the extension hides which video a NORMAL clip came from better than the reference method

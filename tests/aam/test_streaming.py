@@ -21,7 +21,7 @@ from pipeline.aam.streaming import (
     plan_stream,
     plan_validation,
 )
-from pipeline.aam.trainer import TrainConfig, compute_losses, validate
+from pipeline.aam.trainer import TrainConfig, validate
 from pipeline.errors import ConfigError
 from pipeline.store.reader import open_store
 
@@ -108,23 +108,14 @@ def test_streamed_validation_matches_in_memory_validation(planted_store) -> None
     assert split.ledger.held == 0
 
 
-def _mean_losses(adapter, heads, data, config) -> dict[str, float]:
-    sampler = ClipSampler(data.num_videos, 4, 4, batch_size=64, seed=123)
-    totals: dict[str, float] = {}
-    with torch.no_grad():
-        for _ in range(4):
-            losses = compute_losses(adapter, heads, data, next(sampler.epoch()), config)
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v) / 4
-    return totals
-
+DRAWS = {"batch_size": 64, "draws": 4}
 
 FAST = TrainConfig(
     epochs=4, batch_size=16, lr=3e-3, w_lc=1.0, val_every=2, head_warmup_epochs=1, seed=0
 )
 
 
-def test_streamed_training_learns_like_in_memory(planted_store, tmp_path):
+def test_streamed_training_learns_like_in_memory(planted_store, mean_losses, tmp_path):
     path = planted_store(videos=200, videos_per_chunk=20)
     feature_bytes = 178 * 8 * 16 * 4  # usable train (158) + val (20) videos * (K + S) * D * 4
     budget = 40_000
@@ -141,10 +132,10 @@ def test_streamed_training_learns_like_in_memory(planted_store, tmp_path):
 
     train = load_split(open_store(path), "train")
     fresh = AnonymizingAdapter(AdapterConfig(dim=16))
-    before = _mean_losses(fresh, load_adapter(tmp_path / "memory").heads, train, FAST)
+    before = mean_losses(fresh, load_adapter(tmp_path / "memory").heads, train, FAST, **DRAWS)
     for name in ("memory", "stream"):
         loaded = load_adapter(tmp_path / name)
-        after = _mean_losses(loaded.adapter, loaded.heads, train, FAST)
+        after = mean_losses(loaded.adapter, loaded.heads, train, FAST, **DRAWS)
         assert after["l_t"] < 0.8 * before["l_t"], name
         assert after["l_b"] > before["l_b"] + 0.3, name
         raw, best = runs[name].history[0], runs[name].best

@@ -74,11 +74,15 @@ def test_symlink_out_of_an_explicit_root(bench: Path, tmp_path: Path) -> None:
     assert allowed.video_paths()[0] == (bench / first).resolve()
 
 
+def _extract_args(manifest: Path, encoder: Path, out: Path) -> list:
+    """`anon-store extract` of a small store (2 clips, 2 static clips per video) on the CPU."""
+    return ["extract", "--manifest", manifest, "--encoder", encoder, "--output", out,
+            "--device", "cpu", "--clips-per-video", "2", "--static-clips", "2"]  # fmt: skip
+
+
 def test_extract_refuses_an_escaping_manifest_unless_allowed(bench, tiny_encoder_dir, run_cli):
     out = bench.parent / "raw.zarr"
-    args = ["extract", "--manifest", bench / "meta" / "esc.parquet", "--encoder",
-            tiny_encoder_dir, "--output", out, "--device", "cpu", "--clips-per-video", "2",
-            "--static-clips", "2"]  # fmt: skip
+    args = _extract_args(bench / "meta" / "esc.parquet", tiny_encoder_dir, out)
     code, _, err = run_cli(*args)
     assert code == 1 and err.count("\n") == 1 and "--allow-outside-root" in err, err
     assert not out.exists()
@@ -89,9 +93,7 @@ def test_extract_refuses_an_escaping_manifest_unless_allowed(bench, tiny_encoder
 
 def test_extract_with_a_video_root(bench, tiny_encoder_dir, run_cli):
     out = bench.parent / "raw-rooted.zarr"
-    args = ["extract", "--manifest", bench / "meta" / "rooted.parquet", "--encoder",
-            tiny_encoder_dir, "--output", out, "--device", "cpu", "--clips-per-video", "2",
-            "--static-clips", "2"]  # fmt: skip
+    args = _extract_args(bench / "meta" / "rooted.parquet", tiny_encoder_dir, out)
     code, _, err = run_cli(*args)
     assert code == 1 and "video file not found" in err and not out.exists()
     code, _, err = run_cli(*args, "--video-root", bench)

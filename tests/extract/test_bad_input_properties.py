@@ -39,6 +39,15 @@ MP4_BOXES = (b"ftyp", b"moov", b"mvhd", b"tkhd", b"mdhd", b"hdlr", b"stsd", b"av
 """mp4 boxes whose fields a damage may overwrite (a random flip rarely lands in the header)."""
 
 
+def _slow_settings(max_examples: int) -> settings:
+    """Hypothesis settings of the tests that decode or extract: no deadline, fixtures allowed."""
+    return settings(
+        max_examples=max_examples * SCALE,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
 # --------------------------------------------------------------------------- damaged videos
 
 
@@ -109,11 +118,7 @@ def mp4s(tiny_benchmark: Path) -> list[bytes]:
     return [(tiny_benchmark / r["path"]).read_bytes() for r in picks]
 
 
-@settings(
-    max_examples=80 * SCALE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_slow_settings(80)
 @given(data=st.data())
 def test_damaged_mp4_decodes_or_fails_per_video(mp4s: list[bytes], tmp_path: Path, data) -> None:
     original = data.draw(st.sampled_from(mp4s), label="video")
@@ -271,11 +276,7 @@ def small_bench(tiny_benchmark: Path, tmp_path_factory: pytest.TempPathFactory) 
     return out
 
 
-@settings(
-    max_examples=5 * SCALE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_slow_settings(5)
 @given(data=st.data())
 def test_extract_records_every_damaged_video_and_goes_on(
     small_bench: Path, tiny_encoder_dir: Path, data
@@ -359,11 +360,7 @@ def broken_manifest(draw: st.DrawFn, bench: Path) -> pa.Table:
     return table
 
 
-@settings(
-    max_examples=25 * SCALE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_slow_settings(25)
 @given(data=st.data())
 def test_extract_cli_refuses_a_broken_manifest_in_one_line(
     small_bench: Path, tiny_encoder_dir: Path, tmp_path: Path, data
@@ -391,11 +388,7 @@ OUT_OF_RANGE = st.one_of(
 )
 
 
-@settings(
-    max_examples=20 * SCALE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_slow_settings(20)
 @given(option_value=OUT_OF_RANGE)
 def test_extract_cli_refuses_out_of_range_numbers(
     small_bench: Path, tiny_encoder_dir: Path, tmp_path: Path, option_value: tuple[str, int]

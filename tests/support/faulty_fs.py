@@ -23,6 +23,8 @@ import threading
 from typing import ClassVar
 
 import fsspec
+import pytest
+import zarr
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import stringify_path
@@ -194,6 +196,31 @@ def register() -> None:
 def url(path) -> str:
     """The faulty:// URL of a local path."""
     return f"{PROTOCOL}://{path}"
+
+
+def error_line(err: str) -> str:
+    """The CLI's error message (after any progress bar), unwrapped; "" if there is none."""
+    return " ".join(err[err.find("error:") :].split()) if "error:" in err else ""
+
+
+def assert_gave_up_in_one_line(code: int, err: str, starts: str) -> str:
+    """A CLI run stopped by persistent storage faults: exit status 1 and one error line, starting
+    with `starts`, that says the retries are used up; no traceback. Returns the line."""
+    line = error_line(err)
+    assert code == 1 and line.startswith(starts), err
+    assert "failed after 5 attempts" in line, err
+    assert len(err[err.find("error:") :].strip().splitlines()) == 1 and "Traceback" not in err
+    return line
+
+
+def assert_not_complete(path) -> None:
+    """The store at `path` is left marked as being written, and readers refuse it."""
+    from pipeline.errors import StoreError
+    from pipeline.store.reader import open_store
+
+    assert zarr.open_group(str(path), mode="r").attrs["anon_store"]["status"] == "writing"
+    with pytest.raises(StoreError, match="not complete"):
+        open_store(path)
 
 
 register()
