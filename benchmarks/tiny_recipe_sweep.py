@@ -47,6 +47,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "t16_2000_attr": _variant(16, 2000, "attributes", 0.5),
     "t16_2000_thumb": _variant(16, 2000, "thumbnail"),
     "t16_4000_attr": _variant(16, 4000, "attributes", 0.5),
+    "t16_2000_hist": {**_variant(16, 2000, "histogram"), "histogram_power": 0.5},
+    "t16_2000_hist3": {**_variant(16, 2000, "histogram", 3.0), "histogram_power": 0.5},
+    "t16_2000_hist8": {**_variant(16, 2000, "histogram", 8.0), "histogram_power": 0.5},
+    "t16_2000_hist3_p25": {**_variant(16, 2000, "histogram", 3.0), "histogram_power": 0.25},
+    "default": {},  # the current TinyEncoderConfig defaults
 }
 EVAL_SPLITS = ("train", "val", "test", "privacy_train", "privacy_test")
 

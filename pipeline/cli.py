@@ -248,6 +248,10 @@ def train(
     w_t: Annotated[float, typer.Option(help="Seen-task weight")] = 1.0,
     w_b: Annotated[float, typer.Option(help="Static-clip privacy weight")] = 1.0,
     w_motion: Annotated[float, typer.Option(help="Normal-clip privacy weight (extension)")] = 0.0,
+    w_spread: Annotated[float, typer.Option(help="Static-spread weight (extension)")] = 0.0,
+    w_swap: Annotated[
+        float, typer.Option(help="Appearance-swap invariance weight (extension)")
+    ] = 0.0,
     device: Device = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
     val_every: Annotated[int, typer.Option(help="Validate (and checkpoint) every N epochs")] = 2,
@@ -279,6 +283,8 @@ def train(
             w_t=w_t,
             w_b=w_b,
             w_motion=w_motion,
+            w_spread=w_spread,
+            w_swap=w_swap,
             device=device,
             seed=seed,
             val_every=val_every,

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import torch
+import zarr
+from transformers import VideoMAEModel
+
 from pipeline.aam.trainer import TrainConfig
 from pipeline.demo import ABLATIONS, DemoConfig, run_demo
+from pipeline.encoders.registry import weights_sha256
+
+TRAINING = TrainConfig(epochs=2, batch_size=4, head_warmup_epochs=1, w_lc=1.0, w_b=3.0,
+                       w_spread=10.0, w_swap=1.0)  # fmt: skip
 
 
 def test_demo_runs_every_stage_and_reports(tmp_path, tiny_encoder_dir):
     config = DemoConfig(
         scale="tiny",
         adapter_seeds=(0, 1, 2),
-        training=TrainConfig(epochs=2, batch_size=4, head_warmup_epochs=1, w_lc=1.0, w_b=3.0),
+        training=TRAINING,
         fast_probes=True,
         sanitize_workers=1,
     )
@@ -31,3 +40,23 @@ def test_demo_runs_every_stage_and_reports(tmp_path, tiny_encoder_dir):
     # the others are applied in memory by the same kernel
     assert len(list((tmp_path / "adapters").iterdir())) == 3 + len(ABLATIONS)
     assert [p.name for p in (tmp_path / "sanitized").glob("*.zarr")] == ["aam_seed0.zarr"]
+    # the reference-objective comparison really drops both extensions, and only them
+    saved = json.loads((tmp_path / "adapters" / "aam_reference_objective" / "config.json")
+                       .read_text())["losses"]  # fmt: skip
+    assert (saved["w_spread"], saved["w_swap"], saved["w_b"]) == (0.0, 0.0, 3.0)
+    saved = json.loads((tmp_path / "adapters" / "aam_seed0" / "config.json").read_text())
+    assert (saved["losses"]["w_spread"], saved["losses"]["w_swap"]) == (10.0, 1.0)
+
+    # A rerun after the encoder changed (an upgrade) re-extracts instead of refusing the old store.
+    model = VideoMAEModel.from_pretrained(tiny_encoder_dir)
+    with torch.no_grad():
+        model.embeddings.patch_embeddings.projection.weight.mul_(1.5)
+    model.save_pretrained(tmp_path / "other-encoder")
+    quick = dataclasses.replace(config, adapter_seeds=(0,), ablations=False, baselines=())
+    run_demo(tmp_path, quick, encoder=str(tmp_path / "other-encoder"))
+    assert _encoder_sha(tmp_path / "raw.zarr") == weights_sha256(tmp_path / "other-encoder")
+    assert _encoder_sha(tmp_path / "raw.zarr") != weights_sha256(tiny_encoder_dir)
+
+
+def _encoder_sha(store: Path) -> str:
+    return zarr.open_group(store, mode="r").attrs["anon_store"]["encoder"]["weights_sha256"]

@@ -38,7 +38,8 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
-OBJECTIVE = "w_lc * L_LC + w_t * L_T - w_b * L_B - w_motion * L_M"
+OBJECTIVE = "w_lc * L_LC + w_t * L_T - w_b * L_B - w_motion * L_M + w_spread * L_S + w_swap * L_W"
+LOSS_WEIGHTS = ("w_lc", "w_t", "w_b", "w_motion", "w_spread", "w_swap")
 
 
 @dataclass(frozen=True)
@@ -146,10 +147,12 @@ def save_adapter(
             "objective": OBJECTIVE,
             "privacy": "nt_xent on two static clips per video (maximised)",
             "motion_privacy": "nt_xent on two normal clips per video (maximised)",
+            "static_spread": "spread of adapted static clips / raw spread (minimised)",
+            "swap_invariance": "|a(z) - a(z + s_k - s_i)|^2 / |s_k - s_i|^2 (minimised)",
             "latent_consistency": "mse",
             "task": "cross_entropy",
             "temperature": training.get("temperature"),
-            **{k: training.get(k) for k in ("w_lc", "w_t", "w_b", "w_motion")},
+            **{k: training.get(k) for k in LOSS_WEIGHTS},
         },
         "training": training,
         "store": dict(store_identity),

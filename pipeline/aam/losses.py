@@ -1,6 +1,7 @@
-"""The adapter's objectives: NT-Xent privacy, latent consistency, task cross-entropy, and their sum.
+"""The adapter's objectives: NT-Xent privacy, latent consistency, task cross-entropy, our
+appearance-removal extensions, and their sum.
 
-    L = w_lc * L_LC + w_t * L_T - w_b * L_B - w_motion * L_M
+    L = w_lc * L_LC + w_t * L_T - w_b * L_B - w_motion * L_M + w_spread * L_S + w_swap * L_W
 
 L_B (reference method): NT-Xent between the adapter outputs of two different STATIC clips of each
 video in the batch; the adapter maximises it, i.e. it learns to make two frames of the same person
@@ -13,6 +14,19 @@ values, so leakage from normal clips - the embeddings a feature store actually h
 falls (FINDINGS #12). L_M puts privacy pressure on normal clips directly. It pulls against L_LC on
 the same clips and against L_T (two clips of one video share an action), so tune w_motion on
 validation together with w_lc and report the trade-off.
+
+L_S and L_W (our extensions, off by default; label-free like L_B) target appearance itself rather
+than a video's identity. Maximising NT-Xent is satisfied by SCRAMBLING what tells two videos
+apart (the cosine similarity of a positive pair falls below the negatives', which carries as much
+information): attribute values shared by a quarter of the batch survive it (FINDINGS #3).
+- L_S, static spread: the spread of the adapted static clips around their batch mean, relative
+  to the raw static clips' spread. A static clip is appearance only; a point that every static
+  clip maps to carries none. Minimised.
+- L_W, appearance-swap invariance on NORMAL clips: a normal clip z_i with its video's appearance
+  replaced by another video's, z_i + (s_k - s_i) with s the static clips, must adapt to the same
+  point as z_i; relative to |s_k - s_i|^2. An adapter that ignores the directions along which
+  static clips vary satisfies it. Minimised. It is the term that reaches the normal clips a store
+  hands out, which the static-clip terms barely touch (FINDINGS #12).
 """
 
 from __future__ import annotations
@@ -46,6 +60,20 @@ def latent_consistency(z: Tensor, z_adapted: Tensor) -> Tensor:
     return F.mse_loss(z_adapted, z)
 
 
+def relative_spread(adapted: Tensor, raw: Tensor) -> Tensor:
+    """Mean squared distance of ``adapted`` [N, D] rows to their mean, over the same of ``raw``
+    (a constant: no gradient flows into the normaliser)."""
+    spread = (adapted - adapted.mean(0, keepdim=True)).square().sum(1).mean()
+    reference = (raw - raw.mean(0, keepdim=True)).square().sum(1).mean().detach()
+    return spread / reference.clamp_min(1e-12)
+
+
+def swap_invariance(adapted: Tensor, adapted_swapped: Tensor, delta: Tensor) -> Tensor:
+    """Mean squared distance between adapt(z) and adapt(z + delta), relative to mean |delta|^2."""
+    moved = (adapted - adapted_swapped).square().sum(1).mean()
+    return moved / delta.square().sum(1).mean().detach().clamp_min(1e-12)
+
+
 def task_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
     """Cross-entropy of a seen-task head (mean over the batch)."""
     return F.cross_entropy(logits, labels)
@@ -53,7 +81,7 @@ def task_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the combined objective (reference: w_lc 100, w_t 1, w_b 1, no w_motion)."""
+    """Weights of the combined objective (reference: w_lc 100, w_t 1, w_b 1, no extensions)."""
 
     w_lc: float = 100.0
     """Latent consistency (MSE raw vs adapted on normal clips); keeps unseen tasks working."""
@@ -63,6 +91,10 @@ class LossWeights:
     """Static-clip privacy NT-Xent, MAXIMISED."""
     w_motion: float = 0.0
     """Normal-clip privacy NT-Xent (our extension), MAXIMISED; 0 = reference method."""
+    w_spread: float = 0.0
+    """Static-clip spread (our extension), minimised; 0 = reference method."""
+    w_swap: float = 0.0
+    """Appearance-swap invariance on normal clips (our extension), minimised; 0 = reference."""
 
 
 def combined_objective(
@@ -72,11 +104,18 @@ def combined_objective(
     l_t: Tensor,
     l_b: Tensor,
     l_motion: Tensor | None = None,
+    l_spread: Tensor | None = None,
+    l_swap: Tensor | None = None,
 ) -> Tensor:
-    """L = w_lc L_LC + w_t L_T - w_b L_B - w_motion L_M (minimised by the optimiser)."""
+    """L = w_lc L_LC + w_t L_T - w_b L_B - w_motion L_M + w_spread L_S + w_swap L_W (minimised)."""
     total = weights.w_lc * l_lc + weights.w_t * l_t - weights.w_b * l_b
-    if weights.w_motion:
-        if l_motion is None:
-            raise ValueError("w_motion > 0 needs l_motion")
-        total = total - weights.w_motion * l_motion
+    for weight, term, name, sign in (
+        (weights.w_motion, l_motion, "w_motion", -1.0),
+        (weights.w_spread, l_spread, "w_spread", 1.0),
+        (weights.w_swap, l_swap, "w_swap", 1.0),
+    ):
+        if weight:
+            if term is None:
+                raise ValueError(f"{name} > 0 needs its loss term")
+            total = total + sign * weight * term
     return total

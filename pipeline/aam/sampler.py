@@ -22,6 +22,9 @@ class StepSample:
     clips: Tensor
     """[B, 2] two normal-clip indices (into K) of each video: column 0 feeds L_T and L_LC, column
     1 is a second, distinct clip for the normal-clip privacy extension (= column 0 if K = 1)."""
+    partner: Tensor | None = None
+    """[B] positions in the batch, partner[i] != i: whose appearance video i borrows in the
+    appearance-swap term (None when the sampler does not draw them)."""
 
 
 def distinct_pairs(n_rows: int, n_items: int, generator: torch.Generator) -> Tensor:
@@ -51,6 +54,8 @@ class ClipSampler:
         num_static: int,
         batch_size: int,
         seed: int = 0,
+        *,
+        partners: bool = False,
     ) -> None:
         if num_videos < 2:
             raise ConfigError(f"adapter training needs at least 2 videos, got {num_videos}")
@@ -64,6 +69,7 @@ class ClipSampler:
         self.num_clips = num_clips
         self.num_static = num_static
         self.batch_size = batch_size
+        self.partners = partners
         self.generator = torch.Generator().manual_seed(seed)
 
     def steps_per_epoch(self) -> int:
@@ -78,7 +84,13 @@ class ClipSampler:
             clips = distinct_pairs(b, self.num_clips, self.generator)
         else:
             clips = torch.zeros(b, 2, dtype=torch.int64)
-        return StepSample(videos=videos, static_pair=static_pair, clips=clips)
+        partner = None
+        if self.partners:
+            # A random cycle through the batch: everyone gets someone else, uniformly.
+            cycle = torch.randperm(b, generator=self.generator)
+            partner = torch.empty(b, dtype=torch.int64)
+            partner[cycle] = cycle.roll(-1)
+        return StepSample(videos=videos, static_pair=static_pair, clips=clips, partner=partner)
 
     def epoch(self) -> Iterator[StepSample]:
         """One pass over all videos in a fresh random order."""

@@ -25,7 +25,14 @@ from torch import Tensor, nn
 
 from pipeline.aam.adapter import AdapterConfig, AnonymizingAdapter
 from pipeline.aam.heads import SeenTaskHead, create_heads, heads_state
-from pipeline.aam.losses import LossWeights, combined_objective, latent_consistency, nt_xent
+from pipeline.aam.losses import (
+    LossWeights,
+    combined_objective,
+    latent_consistency,
+    nt_xent,
+    relative_spread,
+    swap_invariance,
+)
 from pipeline.aam.metrics import retrieval_chance, same_video_retrieval
 from pipeline.aam.sampler import ClipSampler, StepSample
 from pipeline.aam.train_state import TrainState
@@ -59,6 +66,12 @@ class TrainConfig:
     """Weight of the static-clip privacy NT-Xent (maximised)."""
     w_motion: float = 0.0
     """Weight of the normal-clip privacy NT-Xent extension (maximised); 0 = reference method."""
+    w_spread: float = 0.0
+    """Weight of the static-spread extension (minimised): adapted static clips pulled together,
+    relative to the raw ones' spread; 0 = reference method (pipeline.aam.losses)."""
+    w_swap: float = 0.0
+    """Weight of the appearance-swap invariance extension on normal clips (minimised); 0 =
+    reference method (pipeline.aam.losses)."""
     temperature: float = 0.1
     """NT-Xent temperature (both privacy terms)."""
     val_every: int = 2
@@ -93,7 +106,7 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be at least 2 videos, got {self.batch_size}")
         if self.lr <= 0 or self.head_lr <= 0 or self.temperature <= 0 or self.weight_decay < 0:
             raise ConfigError("lr, head_lr and temperature must be > 0, weight_decay >= 0")
-        if min(self.w_lc, self.w_t, self.w_b, self.w_motion) < 0:
+        if min(self.w_lc, self.w_t, self.w_b, self.w_motion, self.w_spread, self.w_swap) < 0:
             raise ConfigError("loss weights must be >= 0")
         if self.selection not in SELECTION_RULES:
             raise ConfigError(f"selection must be one of {SELECTION_RULES}, got {self.selection!r}")
@@ -104,7 +117,8 @@ class TrainConfig:
 
     @property
     def weights(self) -> LossWeights:
-        return LossWeights(w_lc=self.w_lc, w_t=self.w_t, w_b=self.w_b, w_motion=self.w_motion)
+        return LossWeights(w_lc=self.w_lc, w_t=self.w_t, w_b=self.w_b, w_motion=self.w_motion,
+                           w_spread=self.w_spread, w_swap=self.w_swap)  # fmt: skip
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -261,7 +275,8 @@ def compute_losses(
 ) -> dict[str, Tensor]:
     """The loss terms and the total for one step (``data`` on the adapter's device).
 
-    Keys: l_lc, l_t, l_b, l_motion (0 when w_motion = 0), total.
+    Keys: l_lc, l_t, l_b, l_motion, l_spread, l_swap (the last three 0 when their weight is 0),
+    total.
     """
     dev = data.clip_features.device
     v = sample.videos.to(dev)
@@ -284,10 +299,25 @@ def compute_losses(
         "l_t": l_t,
         "l_b": nt_xent(adapted_static[:, 0], adapted_static[:, 1], config.temperature),
     }
-    if config.w_motion:
-        out["l_motion"] = nt_xent(adapted_clips[:, 0], adapted_clips[:, 1], config.temperature)
+    zero = torch.zeros((), device=dev)
+    out["l_motion"] = (
+        nt_xent(adapted_clips[:, 0], adapted_clips[:, 1], config.temperature)
+        if config.w_motion
+        else zero
+    )
+    raw_static = data.static_features[v, static_pair[:, 0]]  # [B, D]
+    out["l_spread"] = relative_spread(adapted_static[:, 0], raw_static) if config.w_spread else zero
+    if config.w_swap:
+        if sample.partner is None:
+            raise ValueError("w_swap > 0 needs a sampler that draws partners")
+        delta = raw_static[sample.partner.to(dev)] - raw_static
+        if adapter.per_clip:
+            swapped = adapter(z + delta)
+        else:
+            swapped = adapter(data.clip_features[v] + delta[:, None])[rows[:, 0], clip_pair[:, 0]]
+        out["l_swap"] = swap_invariance(z_a, swapped, delta)
     else:
-        out["l_motion"] = torch.zeros((), device=dev)
+        out["l_swap"] = zero
     out["total"] = combined_objective(config.weights, **out)
     return out
 
@@ -443,8 +473,9 @@ def train_adapter(
         tr = train.to(device) if isinstance(train, LatentTrainingData) else train
         va = val.to(device) if isinstance(val, LatentTrainingData) else val
         sampler = ClipSampler(
-            train.num_videos, train.num_clips, train.num_static, config.batch_size, seed=config.seed
-        )
+            train.num_videos, train.num_clips, train.num_static, config.batch_size,
+            seed=config.seed, partners=config.w_swap > 0,
+        )  # fmt: skip
         total_epochs = config.head_warmup_epochs + config.epochs
         utility_key = f"{heads[0].name}_{heads[0].metric_name}"
         front = _Front(utility_key, config.selection_privacy)
@@ -455,7 +486,7 @@ def train_adapter(
         def record_validation(epoch: int, step: int, train_losses: dict[str, float] | None):
             record: dict[str, Any] = {"epoch": epoch, "step": step}
             record.update(_validate(adapter, heads, va))
-            keys = ("total", "l_lc", "l_t", "l_b", "l_motion")
+            keys = ("total", "l_lc", "l_t", "l_b", "l_motion", "l_spread", "l_swap")
             record.update({f"train_{k}": (train_losses or {}).get(k) for k in keys})
             record["seconds"] = time.perf_counter() - started
             history.append(record)

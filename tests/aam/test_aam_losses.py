@@ -12,6 +12,8 @@ from pipeline.aam.losses import (
     combined_objective,
     latent_consistency,
     nt_xent,
+    relative_spread,
+    swap_invariance,
     task_cross_entropy,
 )
 
@@ -92,3 +94,50 @@ def test_combined_objective_maximises_the_privacy_terms() -> None:
     assert float(got) == pytest.approx(2 * 0.5 + 3 * 2.0 - 4 * 3.0 - 0.5 * 7.0)
     with pytest.raises(ValueError):
         combined_objective(w, l_lc=l_lc, l_t=l_t, l_b=l_b)
+
+
+def _spread(rows: torch.Tensor) -> float:
+    mean = [sum(float(r[j]) for r in rows) / len(rows) for j in range(rows.shape[1])]
+    total = sum(sum((float(r[j]) - mean[j]) ** 2 for j in range(len(mean))) for r in rows)
+    return total / len(rows)
+
+
+def test_relative_spread_against_a_loop() -> None:
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randn(6, 5, generator=g)
+    adapted = torch.randn(6, 5, generator=g, requires_grad=True)
+    got = relative_spread(adapted, raw)
+    assert float(got) == pytest.approx(_spread(adapted.detach()) / _spread(raw), rel=1e-5)
+    assert float(relative_spread(raw, raw)) == pytest.approx(1.0)
+    assert float(relative_spread(2 * raw + 7, raw)) == pytest.approx(4.0)  # shifts are free
+    assert float(relative_spread(raw[:1].expand(6, 5), raw)) == pytest.approx(0.0, abs=1e-6)
+    raw.requires_grad_(True)
+    relative_spread(adapted, raw).backward()
+    assert raw.grad is None or float(raw.grad.abs().sum()) == 0.0  # the normaliser is a constant
+    assert adapted.grad is not None and float(adapted.grad.abs().sum()) > 0
+
+
+def test_swap_invariance_is_one_for_the_identity_and_zero_when_appearance_is_ignored() -> None:
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(5, 6, generator=g)
+    delta = torch.zeros(5, 6)
+    delta[:, 3:] = torch.randn(5, 3, generator=g)  # appearance lives in dims 3-5
+    assert float(swap_invariance(z, z + delta, delta)) == pytest.approx(1.0)
+    keep = torch.tensor([1.0, 1, 1, 0, 0, 0])  # an adapter that drops dims 3-5
+    assert float(swap_invariance(z * keep, (z + delta) * keep, delta)) == 0.0
+    a, b = torch.randn(5, 6, generator=g), torch.randn(5, 6, generator=g)
+    moved = sum(float(((a[i] - b[i]) ** 2).sum()) for i in range(5)) / 5
+    size = sum(float((delta[i] ** 2).sum()) for i in range(5)) / 5
+    assert float(swap_invariance(a, b, delta)) == pytest.approx(moved / size, rel=1e-5)
+
+
+def test_combined_objective_adds_the_minimised_extensions() -> None:
+    l_lc, l_t, l_b, l_s, l_w = (torch.tensor(v) for v in (0.5, 2.0, 3.0, 0.25, 0.125))
+    w = LossWeights(w_lc=2.0, w_t=3.0, w_b=4.0, w_spread=8.0, w_swap=16.0)
+    got = combined_objective(w, l_lc=l_lc, l_t=l_t, l_b=l_b, l_spread=l_s, l_swap=l_w)
+    assert float(got) == pytest.approx(2 * 0.5 + 3 * 2.0 - 4 * 3.0 + 8 * 0.25 + 16 * 0.125)
+    for missing in ("l_spread", "l_swap"):
+        terms = {"l_spread": l_s, "l_swap": l_w}
+        terms.pop(missing)
+        with pytest.raises(ValueError, match="w_s"):
+            combined_objective(w, l_lc=l_lc, l_t=l_t, l_b=l_b, **terms)

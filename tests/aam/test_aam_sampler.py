@@ -75,3 +75,16 @@ def test_single_normal_clip_reuses_it_and_bad_sizes_are_config_errors() -> None:
     for args in [(1, 2, 2, 4), (4, 2, 1, 4), (4, 0, 2, 4), (4, 2, 2, 1)]:
         with pytest.raises(ConfigError):
             ClipSampler(*args)
+
+
+def test_partners_are_a_seeded_derangement_of_the_batch() -> None:
+    assert next(ClipSampler(10, 2, 2, batch_size=5, seed=0).epoch()).partner is None
+    draws = [list(ClipSampler(40, 2, 2, batch_size=7, seed=3, partners=True).epoch())
+             for _ in range(2)]  # fmt: skip
+    for sample in draws[0]:
+        b = sample.videos.shape[0]
+        assert sorted(sample.partner.tolist()) == list(range(b))  # everyone borrows once
+        assert bool((sample.partner != torch.arange(b)).all())  # never from itself
+    assert all(torch.equal(a.partner, b.partner) for a, b in zip(*draws, strict=True))
+    other = list(ClipSampler(40, 2, 2, batch_size=7, seed=4, partners=True).epoch())
+    assert not all(torch.equal(a.partner, b.partner) for a, b in zip(draws[0], other, strict=True))

@@ -50,11 +50,17 @@ def test_cli_train(raw_store, tmp_path, run_cli):
         "4",
         "--arch",
         "attention",
+        "--w-spread",
+        "2",
+        "--w-swap",
+        "0.5",
     )
     assert code == 0, err
-    assert (
-        json.loads((tmp_path / "a" / "config.json").read_text())["adapter"]["arch"] == "attention"
-    )
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["adapter"]["arch"] == "attention"
+    assert (saved["losses"]["w_spread"], saved["losses"]["w_swap"]) == (2.0, 0.5)
+    history = json.loads((tmp_path / "a" / "metrics.json").read_text())["history"]
+    assert history[-1]["train_l_swap"] > 0 and history[-1]["train_l_spread"] > 0
 
 
 def test_bad_stores_are_refused_with_nothing_written(

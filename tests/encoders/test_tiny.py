@@ -89,7 +89,7 @@ def test_cache_honours_env_and_builds_once(monkeypatch, tmp_path):
     monkeypatch.setenv("ANON_STORE_CACHE", str(tmp_path / "cache"))
     path = tiny_encoder_path(config=MICRO, synth=TINY_SYNTH)
     assert path.parent == tmp_path / "cache" / "encoders"
-    assert path.name.startswith("tiny-v1-")  # versioned by recipe
+    assert path.name.startswith(f"tiny-v{tiny.RECIPE_VERSION}-")  # versioned by recipe
     assert (path / TINY_MANIFEST).is_file() and (path / "model.safetensors").is_file()
     assert not list(path.parent.glob(".*build-*"))  # temporary build dir removed
 
@@ -173,7 +173,36 @@ def test_motion_energy_init_is_zero_mean_and_scaled():
     assert torch.allclose(cos, torch.ones(64), atol=1e-5)
 
 
-@pytest.mark.parametrize("appearance", ["none", "thumbnail", "attributes"])
+def test_a_slow_clock_changes_nothing_but_the_hard_stop(pretrain, tmp_path, monkeypatch):
+    # The learning-rate schedule follows steps only: a machine slowed down by other jobs
+    # (here a clock that jumps 100 s per reading, under a 400 s limit) builds the same weights.
+    config = dataclasses.replace(MICRO, max_seconds=400)
+    build_tiny_encoder(pretrain, tmp_path / "normal", config)
+    clock = iter(range(0, 10**6, 100))
+    monkeypatch.setattr(tiny.time, "perf_counter", lambda: float(next(clock)))
+    report = build_tiny_encoder(pretrain, tmp_path / "slow", config)
+    assert report.stopped_by == "max_steps" and report.steps == 3
+    assert weights_sha256(tmp_path / "slow") == weights_sha256(tmp_path / "normal")
+    clock = iter(range(0, 10**6, 250))  # now the limit is spent after two steps
+    stopped = build_tiny_encoder(pretrain, tmp_path / "stopped", config)
+    assert stopped.stopped_by == "max_seconds" and stopped.steps < 3
+
+
+def test_colour_histogram_counts_joint_rgb_bins():
+    from pipeline.data.clips import ClipSampling, preprocess
+
+    clip = torch.zeros(1, 16, 64, 64, 3, dtype=torch.uint8)
+    clip[..., :] = torch.tensor([250, 10, 130], dtype=torch.uint8)  # bins (3, 0, 2) of 4
+    clip[:, :4, :32] = torch.tensor([0, 255, 64], dtype=torch.uint8)  # bins (0, 3, 1)
+    x = preprocess(clip, ClipSampling(frames_per_clip=16, size=64))
+    hist = tiny.colour_histogram(x, 4)
+    assert hist.shape == (1, 64)
+    assert hist[0, 3 * 16 + 0 * 4 + 2].item() == pytest.approx(1 - 1 / 8)
+    assert hist[0, 0 * 16 + 3 * 4 + 1].item() == pytest.approx(1 / 8)
+    assert hist.sum().item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("appearance", ["none", "histogram", "thumbnail", "attributes"])
 def test_appearance_objectives_train_and_are_recorded(pretrain, tmp_path, appearance):
     config = dataclasses.replace(MICRO, appearance=appearance, thumbnail_size=4)
     report = build_tiny_encoder(pretrain, tmp_path / appearance, config)
