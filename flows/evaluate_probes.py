@@ -20,6 +20,7 @@ def evaluate_probes(
     methods: dict[str, str] | None = None,
     seeds: list[int] | None = None,
     fast: bool = False,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run utility and attacker probes for raw, sanitized and baseline features; write a report."""
     logger = get_run_logger()
@@ -32,7 +33,8 @@ def evaluate_probes(
         stores[name] = BASELINES[name]
     stores.update(methods or {})
     chosen = tuple(seeds or (0, 1, 2))
-    config = EvalConfig.fast(seeds=chosen) if fast else EvalConfig(seeds=chosen)
+    make = EvalConfig.fast if fast else EvalConfig
+    config = make(seeds=chosen, workers=workers)
     result = evaluate(stores, report, config)
     logger.info("report written to %s", result.markdown_path)
     create_markdown_artifact(

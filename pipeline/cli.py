@@ -452,6 +452,9 @@ def evaluate(
     ] = None,
     seeds: Annotated[str, typer.Option(help="Probe seeds, comma-separated")] = "0,1,2",
     fast: Annotated[bool, typer.Option(help="Small probe budgets (rougher numbers)")] = False,
+    workers: Annotated[
+        int, typer.Option(help="Methods evaluated side by side in worker processes")
+    ] = 1,
 ) -> None:
     """Probe utility (action, detection, anomaly, bias) and privacy (attackers) per method."""
     from pipeline.probes import BASELINES, EvalConfig
@@ -469,7 +472,8 @@ def evaluate(
         seed_values = tuple(int(s) for s in seeds.split(",") if s.strip())
     except ValueError:
         raise AnonStoreError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
-    config = EvalConfig.fast(seeds=seed_values) if fast else EvalConfig(seeds=seed_values)
+    make = EvalConfig.fast if fast else EvalConfig
+    config = make(seeds=seed_values, workers=workers)
     with progress_bar("evaluating", "probe runs") as update:
         result = run_evaluate(stores, report, config, progress=update)
     console.print(result.headline_table())

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,8 +48,9 @@ class DemoConfig:
     """Adapter training: the reference objectives with weights tuned at this scale (the reference
     w_LC 100, w_B 1 barely move the adapter) plus our appearance-removal extensions (static spread
     and appearance-swap invariance, pipeline.aam.losses). Trade-off table in the README."""
-    arch: str = "mlp"
-    """Adapter architecture."""
+    arch: str = "attention"
+    """Adapter architecture: "attention" over the clips of one video removed more than "mlp"
+    at the same weights (static -38% vs -31%, normal clips -35% vs -29%; README)."""
     ablations: bool = True
     """Also train and evaluate the ablations (one adapter each, seed 0)."""
     baselines: tuple[str, ...] = ("leace",)
@@ -55,6 +59,9 @@ class DemoConfig:
     """Smaller probe budgets (for tests)."""
     sanitize_workers: int | None = None
     """Threads for sanitize (None = one per core)."""
+    workers: int | None = None
+    """Worker processes for training the adapters and for evaluating the methods side by side
+    (None = one per core; the numbers do not depend on it)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,29 @@ def _adapter(
     with torch_threads(1):
         train_aam(raw, out, TrainAAMConfig(training=training, arch=config.arch, overwrite=True))
     return out
+
+
+def _workers(config: DemoConfig) -> int:
+    return config.workers or os.cpu_count() or 1
+
+
+def _train_adapters(
+    raw: Path, out: Path, config: DemoConfig, jobs: dict[str, tuple[int, dict[str, float]]]
+) -> dict[str, Path]:
+    """Train every (seed, weight changes) job into out/<name>; independent jobs run side by side
+    in worker processes (one torch thread each), so the result does not depend on the count."""
+    workers = min(len(jobs), _workers(config))
+    if workers <= 1:
+        return {
+            name: _adapter(raw, out / name, config, seed, ch) for name, (seed, ch) in jobs.items()
+        }
+    context = multiprocessing.get_context("spawn")  # no forked torch / thread state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            name: pool.submit(_adapter, raw, out / name, config, seed, changes)
+            for name, (seed, changes) in jobs.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
 
 
 def run_demo(
@@ -144,16 +174,18 @@ def run_demo(
         # The first adapter goes through the real sanitize stage into a store; the other seeds
         # and the ablations are applied in memory by the same kernel (adapter_transform), which
         # saves writing a full store per adapter.
-        aam = []
-        for k, seed in enumerate(config.adapter_seeds):
-            adapter = _adapter(raw, work / "adapters" / f"aam_seed{seed}", config, seed, {})
-            aam.append(sanitized(f"aam_seed{seed}", adapter) if k == 0 else
-                       adapter_transform(adapter))  # fmt: skip
-        stores: dict[str, Any] = {"aam": aam}
+        jobs = {f"aam_seed{seed}": (seed, {}) for seed in config.adapter_seeds}
         if config.ablations:
-            for name, changes in ABLATIONS.items():
-                adapter = _adapter(raw, work / "adapters" / name, config, 0, changes)
-                stores[name] = adapter_transform(adapter)
+            jobs.update({name: (0, changes) for name, changes in ABLATIONS.items()})
+        adapters = _train_adapters(raw, work / "adapters", config, jobs)
+        aam = [
+            sanitized(name, adapters[name]) if k == 0 else adapter_transform(adapters[name])
+            for k, name in enumerate(f"aam_seed{seed}" for seed in config.adapter_seeds)
+        ]
+        stores: dict[str, Any] = {"aam": aam}
+        stores.update(
+            {name: adapter_transform(adapters[name]) for name in jobs if name in ABLATIONS}
+        )
         return stores
 
     stores = timed("train+sanitize", train_and_sanitize)
@@ -161,7 +193,8 @@ def run_demo(
     methods.update({name: BASELINES[name] for name in config.baselines})
     methods.update(stores)
     seeds = tuple(range(len(config.adapter_seeds))) if len(config.adapter_seeds) > 1 else (0, 1, 2)
-    eval_config = EvalConfig.fast(seeds=seeds) if config.fast_probes else EvalConfig(seeds=seeds)
+    make = EvalConfig.fast if config.fast_probes else EvalConfig
+    eval_config = make(seeds=seeds, workers=_workers(config))
     report_dir = work / "report"
     report = timed(
         "evaluate", lambda: evaluate(methods, report_dir, eval_config, progress=bar("evaluate"))

@@ -25,6 +25,7 @@ def test_demo_runs_every_stage_and_reports(tmp_path, tiny_encoder_dir):
         training=TRAINING,
         fast_probes=True,
         sanitize_workers=1,
+        workers=2,  # adapters trained and methods evaluated in worker processes
     )
     stages: list[str] = []
     result = run_demo(
@@ -46,6 +47,12 @@ def test_demo_runs_every_stage_and_reports(tmp_path, tiny_encoder_dir):
     assert (saved["w_spread"], saved["w_swap"], saved["w_b"]) == (0.0, 0.0, 3.0)
     saved = json.loads((tmp_path / "adapters" / "aam_seed0" / "config.json").read_text())
     assert (saved["losses"]["w_spread"], saved["losses"]["w_swap"]) == (10.0, 1.0)
+
+    # trained in a worker process or here, an adapter is the same
+    from pipeline.demo import _adapter
+
+    again = _adapter(tmp_path / "raw.zarr", tmp_path / "again", config, 1, {})
+    assert weights_sha256(again) == weights_sha256(tmp_path / "adapters" / "aam_seed1")
 
     # A rerun after the encoder changed (an upgrade) re-extracts instead of refusing the old store.
     model = VideoMAEModel.from_pretrained(tiny_encoder_dir)

@@ -6,8 +6,10 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -71,6 +73,11 @@ class EvalConfig:
     confidence: float = 0.95
     threads: int | None = 1
     """torch threads while probing (None = torch's default); the probe models are tiny."""
+    workers: int = 1
+    """Methods evaluated side by side in worker processes (1 = all in this process). Probes are
+    seeded, so the numbers do not depend on it. Needs methods that can be sent to a process:
+    store paths, ProbeFeatures, transforms such as BASELINES and adapter_transform (not an open
+    FeatureStore or a lambda)."""
     action: LinearProbeConfig = field(default_factory=LinearProbeConfig)
     attacker: AttackerConfig = field(default_factory=AttackerConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -93,6 +100,8 @@ class EvalConfig:
             )
         if not 0 < self.confidence < 1:
             raise ConfigError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if len(self.seeds) < 3:
             log.warning("only %d probe seed(s): intervals will be wide or missing", len(self.seeds))
 
@@ -373,29 +382,38 @@ def evaluate(
             "the reference method %r is a sanitized store: leakage is relative to it", raw_method
         )
     methods: dict[str, dict[str, Any]] = {}
-    for name in order:
-        started = time.perf_counter()
-        variants = [raw] if name == raw_method else _resolve_all(name, stores[name], raw)
-        features = variants[0]
-        notes = {} if name == raw_method else _check_against_raw(name, features, raw)
-        if len(variants) > 1:
-            notes["feature_sets"] = len(variants)
-        log.info("evaluating %s (%s)", name, features.source.get("store") or "transform")
+    workers = min(config.workers, len(order))
+    if workers > 1:
+        _check_sendable(stores)
+        context = multiprocessing.get_context("spawn")  # no forked torch / thread state
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(stores[raw_method],)
+        ) as pool:
+            futures = {
+                pool.submit(
+                    _evaluate_in_worker, name, stores[name], name == raw_method, config
+                ): name
+                for name in order
+            }
+            for future in as_completed(futures):
+                name = futures[future]
+                methods[name] = future.result()
+                done += units_per_method
+                if progress:
+                    progress(done, total, method=name, probe="all")
+        methods = {name: methods[name] for name in order}
+    else:
+        for name in order:
 
-        def tick(probe: str, method: str = name) -> None:
-            nonlocal done
-            done += 1
-            if progress:
-                progress(done, total, method=method, probe=probe)
+            def tick(probe: str, method: str = name) -> None:
+                nonlocal done
+                done += 1
+                if progress:
+                    progress(done, total, method=method, probe=probe)
 
-        with torch_threads(config.threads):
-            probes = run_probes(variants, config, method=name, progress=tick)
-        methods[name] = {
-            "source": _jsonable(features.source),
-            "notes": notes,
-            "probes": probes,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+            methods[name] = _evaluate_method(
+                name, stores[name], raw, name == raw_method, config, tick
+            )
     _add_leakage(methods, raw_method, config)
     ablation_names = [
         m for m in order if (m in ablations if ablations is not None else m.startswith("aam_"))
@@ -414,6 +432,69 @@ def evaluate(
         "methods": methods,
     }
     return write_report(data, out)
+
+
+def _evaluate_method(
+    name: str,
+    value: MethodInput | Sequence[MethodInput],
+    raw: ProbeFeatures,
+    is_raw: bool,
+    config: EvalConfig,
+    tick: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every probe of one method: {source, notes, probes, seconds}."""
+    started = time.perf_counter()
+    variants = [raw] if is_raw else _resolve_all(name, value, raw)
+    features = variants[0]
+    notes = {} if is_raw else _check_against_raw(name, features, raw)
+    if len(variants) > 1:
+        notes["feature_sets"] = len(variants)
+    log.info("evaluating %s (%s)", name, features.source.get("store") or "transform")
+    with torch_threads(config.threads):
+        probes = run_probes(variants, config, method=name, progress=tick)
+    return {
+        "source": _jsonable(features.source),
+        "notes": notes,
+        "probes": probes,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+_WORKER_RAW: ProbeFeatures | None = None
+
+
+def _init_worker(raw_input: MethodInput) -> None:
+    """Resolve the raw method once per worker process (transforms of the other methods use it)."""
+    global _WORKER_RAW
+    _WORKER_RAW = _resolve("raw", raw_input, None)
+
+
+def _evaluate_in_worker(
+    name: str, value: MethodInput | Sequence[MethodInput], is_raw: bool, config: EvalConfig
+) -> dict[str, Any]:
+    assert _WORKER_RAW is not None, "worker not initialised"
+    return _evaluate_method(name, value, _WORKER_RAW, is_raw, config)
+
+
+def _check_sendable(stores: Mapping[str, Any]) -> None:
+    for name, value in stores.items():
+        if not _sendable(value):
+            raise ConfigError(
+                f"method {name!r} ({type(value).__name__}) cannot be sent to a worker process: "
+                "evaluate it with workers=1, or pass a store path or a module-level transform"
+            )
+
+
+def _sendable(value: Any) -> bool:
+    """Whether a method input survives the trip to a spawned process (by what it is)."""
+    if isinstance(value, list | tuple):
+        return all(_sendable(v) for v in value)
+    if isinstance(value, str | Path | ProbeFeatures):
+        return True
+    if isinstance(value, FeatureStore):
+        return False  # holds an open zarr group
+    qualname = getattr(value, "__qualname__", type(value).__qualname__)
+    return "<lambda>" not in qualname and "<locals>" not in qualname
 
 
 def _count_units(config: EvalConfig) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,9 +12,34 @@ from pipeline.aam.checkpoint import load_adapter
 from pipeline.sanitize.kernel import kernel_for
 
 
+@dataclass(frozen=True)
+class AdapterTransform:
+    """ProbeFeatures -> ProbeFeatures through a saved adapter; a plain value, so it can be sent
+    to worker processes (evaluate's ``workers``)."""
+
+    adapter: str
+    precision: str = "float64"
+    batch_size: int = 256
+
+    def __call__(self, raw: Any) -> Any:
+        loaded = load_adapter(self.adapter, expect_dim=raw.feature_dim)
+        kernel = kernel_for(loaded, precision=self.precision, batch_size=self.batch_size,
+                            device="cpu")  # fmt: skip
+
+        def apply(x: np.ndarray, part: str) -> np.ndarray:
+            return kernel(x, 0)
+
+        return raw.map_features(
+            apply,
+            transform=f"adapter {self.adapter} applied in memory",
+            adapter=self.adapter,
+            adapter_sha256=loaded.adapter_hash,
+        )
+
+
 def adapter_transform(
     adapter: str | os.PathLike[str], *, precision: str = "float64", batch_size: int = 256
-) -> Any:
+) -> AdapterTransform:
     """A feature transform (ProbeFeatures -> ProbeFeatures) applying ``adapter`` like sanitize.
 
     For evaluating many adapters (seeds, ablations) without writing a sanitized store each: the
@@ -23,20 +49,4 @@ def adapter_transform(
     the caller pairs the adapter with the raw store it was trained on (sanitize also checks the
     encoder's identity).
     """
-    from pipeline.probes.features import ProbeFeatures
-
-    def transform(raw: ProbeFeatures) -> ProbeFeatures:
-        loaded = load_adapter(adapter, expect_dim=raw.feature_dim)
-        kernel = kernel_for(loaded, precision=precision, batch_size=batch_size, device="cpu")
-
-        def apply(x: np.ndarray, part: str) -> np.ndarray:
-            return kernel(x, 0)
-
-        return raw.map_features(
-            apply,
-            transform=f"adapter {adapter} applied in memory",
-            adapter=str(adapter),
-            adapter_sha256=loaded.adapter_hash,
-        )
-
-    return transform
+    return AdapterTransform(str(adapter), precision=precision, batch_size=batch_size)

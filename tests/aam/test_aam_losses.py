@@ -107,7 +107,7 @@ def test_relative_spread_against_a_loop() -> None:
     raw = torch.randn(6, 5, generator=g)
     adapted = torch.randn(6, 5, generator=g, requires_grad=True)
     got = relative_spread(adapted, raw)
-    assert float(got) == pytest.approx(_spread(adapted.detach()) / _spread(raw), rel=1e-5)
+    assert float(got.detach()) == pytest.approx(_spread(adapted.detach()) / _spread(raw), rel=1e-5)
     assert float(relative_spread(raw, raw)) == pytest.approx(1.0)
     assert float(relative_spread(2 * raw + 7, raw)) == pytest.approx(4.0)  # shifts are free
     assert float(relative_spread(raw[:1].expand(6, 5), raw)) == pytest.approx(0.0, abs=1e-6)

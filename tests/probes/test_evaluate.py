@@ -3,6 +3,7 @@ files, the summary, leakage against raw, and skipped probes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -163,3 +164,27 @@ def test_a_method_with_one_feature_set_per_seed_pairs_them(tmp_path):
     assert result.methods["aam"]["notes"]["feature_sets"] == 3
     with pytest.raises(ConfigError, match="feature sets"):
         evaluate({"raw": planted, "aam": [planted, scrubbed]}, tmp_path / "r2", config)
+
+
+def test_worker_processes_give_the_same_numbers(report, tmp_path):
+    result, _ = report
+    data = json.loads(result.json_path.read_text())
+    stores = {name: data["methods"][name]["source"].get("store") for name in ("raw", "aam")}
+    stores["leace"] = BASELINES["leace"]
+    calls = []
+    parallel = evaluate(
+        stores, tmp_path / "parallel", dataclasses.replace(FAST, workers=2),
+        progress=lambda done, total, **kw: calls.append((done, total)),
+    )  # fmt: skip
+    for name in stores:
+        assert parallel.summary[name] == result.summary[name], name
+    assert calls[-1][0] == calls[-1][1]  # progress reaches the total, one call per method
+    assert list(json.loads(parallel.json_path.read_text())["methods"]) == list(stores)
+
+
+def test_methods_that_cannot_reach_a_worker_are_refused_up_front(tmp_path):
+    planted = features(0)
+    stores = {"raw": planted, "odd": lambda raw: raw}
+    with pytest.raises(ConfigError, match=r"odd.*workers=1"):
+        evaluate(stores, tmp_path / "r", dataclasses.replace(FAST, workers=2))
+    assert not (tmp_path / "r").exists()
