@@ -694,8 +694,16 @@ def _evaluate(
 
 
 def _save(model: torch.nn.Module, out: Path, config: TinyEncoderConfig, record: dict) -> None:
+    from transformers.utils import logging as hf_logging
+
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a one-file save needs no bar of its own inside ours
+    try:
+        model.save_pretrained(out, safe_serialization=True)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     preprocessor = {
         "image_mean": list(_IMAGENET_MEAN),
         "image_std": list(_IMAGENET_STD),

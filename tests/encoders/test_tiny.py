@@ -61,6 +61,15 @@ def test_build_saves_a_loadable_videomae(built):
     assert enc.encode(x).shape == (2, 32)
 
 
+def test_saving_prints_no_progress_bar_of_its_own(pretrain, tmp_path, capfd):
+    from transformers.utils import logging as hf_logging
+
+    build_tiny_encoder(pretrain, tmp_path / "quiet", MICRO)
+    captured = capfd.readouterr()
+    assert "Writing model shards" not in captured.err + captured.out
+    assert hf_logging.is_progress_bar_enabled()  # the caller's setting is restored
+
+
 def test_same_seed_same_weights(built, pretrain, tmp_path):
     out, _ = built
     again = tmp_path / "again"
