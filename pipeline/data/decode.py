@@ -38,6 +38,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from pipeline.errors import (
     CorruptVideoError,
@@ -107,6 +108,10 @@ def decode_video(
         if threads:
             stream.thread_type = "AUTO"
         buffer = _frame_buffer(path, stream, expected_frames, (out_h, out_w))
+        # One converter for the whole video: frame.to_ndarray(format=...) builds a new swscale
+        # context for every frame, which cost 60% of decoding 64 px videos (3x slower, same
+        # pixels).
+        reformatter = VideoReformatter()
         n = 0
         try:
             for frame in container.decode(stream):
@@ -116,12 +121,13 @@ def decode_video(
                     buffer = bigger
                 if resize or frame.width != width or frame.height != height:
                     # A mid-stream size change is scaled to the first frame's output size.
-                    rgb = frame.to_ndarray(
-                        format="rgb24", width=out_w, height=out_h, interpolation=_INTERPOLATION
-                    )
+                    rgb = reformatter.reformat(
+                        frame, format="rgb24", width=out_w, height=out_h,
+                        interpolation=_INTERPOLATION,
+                    )  # fmt: skip
                 else:
-                    rgb = frame.to_ndarray(format="rgb24")
-                buffer[n] = rgb
+                    rgb = reformatter.reformat(frame, format="rgb24")
+                buffer[n] = rgb.to_ndarray()
                 n += 1
         except (av.FFmpegError, ValueError) as e:
             raise CorruptVideoError(path, f"decode error after {n} frames: {_msg(e)}") from None

@@ -125,6 +125,21 @@ def test_short_side_downscales_during_decode(videos: dict[str, Path]) -> None:
     assert decode_video(videos["wide"], short_side=128).shape == full.shape  # never upscaled
 
 
+@pytest.mark.parametrize("kind", ["mp4", "noise_avi", "wide"])
+def test_frames_equal_pyav_per_frame_conversion(videos: dict[str, Path], kind: str) -> None:
+    # decode_video reuses one converter per video for speed: the pixels must be PyAV's own
+    with av.open(str(videos[kind])) as container:
+        reference = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    np.testing.assert_array_equal(decode_video(videos[kind]), reference)
+    with av.open(str(videos[kind])) as container:
+        scaled = np.stack([
+            f.to_ndarray(format="rgb24", width=48, height=32, interpolation="AREA")
+            for f in container.decode(video=0)
+        ])  # fmt: skip
+    if kind == "wide":
+        np.testing.assert_array_equal(decode_video(videos[kind], short_side=32), scaled)
+
+
 def test_threads_give_identical_frames(videos: dict[str, Path]) -> None:
     one = decode_video(videos["noise_mp4"], threads=False)
     many = decode_video(videos["noise_mp4"], threads=True)
