@@ -284,9 +284,10 @@ def compute_losses(
     static_pair = sample.static_pair.to(dev)
     rows = torch.arange(v.shape[0], device=dev)[:, None]
     raw_clips = data.clip_features[v[:, None], clip_pair]  # [B, 2, D]
+    raw_static = data.static_features[v[:, None], static_pair]  # [B, 2, D]
     if adapter.per_clip:
         adapted_clips = adapter(raw_clips)
-        adapted_static = adapter(data.static_features[v[:, None], static_pair])
+        adapted_static = adapter(raw_static)
     else:
         # The attention adapter sees every clip of each video, as it will when sanitizing.
         adapted_clips = adapter(data.clip_features[v])[rows, clip_pair]
@@ -305,12 +306,14 @@ def compute_losses(
         if config.w_motion
         else zero
     )
-    raw_static = data.static_features[v, static_pair[:, 0]]  # [B, D]
-    out["l_spread"] = relative_spread(adapted_static[:, 0], raw_static) if config.w_spread else zero
+    first_static = raw_static[:, 0]
+    out["l_spread"] = (
+        relative_spread(adapted_static[:, 0], first_static) if config.w_spread else zero
+    )
     if config.w_swap:
         if sample.partner is None:
             raise ValueError("w_swap > 0 needs a sampler that draws partners")
-        delta = raw_static[sample.partner.to(dev)] - raw_static
+        delta = first_static[sample.partner.to(dev)] - first_static
         if adapter.per_clip:
             swapped = adapter(z + delta)
         else:

@@ -59,6 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.data.clips import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.encoders import augment
 from pipeline.encoders.registry import TINY_MANIFEST
 from pipeline.errors import ConfigError, EncoderError, VideoError
@@ -70,8 +71,6 @@ RECIPE_VERSION = 2
 TINY_NAME = "tiny"
 CACHE_ENV = "ANON_STORE_CACHE"
 DEFAULT_CACHE = "~/.cache/anon-store"
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 APPEARANCE_OBJECTIVES = ("none", "histogram", "thumbnail", "attributes")
 Progress = Callable[[str, int, int], None]
@@ -392,8 +391,8 @@ class _Heads(torch.nn.Module):
 def colour_histogram(pixels: torch.Tensor, bins: int) -> torch.Tensor:
     """Joint RGB histogram (frequencies, bins**3 per clip) of ImageNet-normalised clips
     [B, T, C, H, W], over all frames and pixels."""
-    mean = pixels.new_tensor(_IMAGENET_MEAN).view(1, 1, 3, 1, 1)
-    std = pixels.new_tensor(_IMAGENET_STD).view(1, 1, 3, 1, 1)
+    mean = pixels.new_tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
+    std = pixels.new_tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
     levels = ((pixels * std + mean) * bins).floor().clamp_(0, bins - 1).long()
     index = (levels[:, :, 0] * bins + levels[:, :, 1]) * bins + levels[:, :, 2]  # [B, T, H, W]
     flat = index.flatten(1)
@@ -705,8 +704,8 @@ def _save(model: torch.nn.Module, out: Path, config: TinyEncoderConfig, record: 
         if shown:
             hf_logging.enable_progress_bar()
     preprocessor = {
-        "image_mean": list(_IMAGENET_MEAN),
-        "image_std": list(_IMAGENET_STD),
+        "image_mean": list(IMAGENET_MEAN),
+        "image_std": list(IMAGENET_STD),
         "size": config.image_size,
         "num_frames": config.num_frames,
         "note": "frames: centre square, antialiased resize, /255, (x - mean) / std",
