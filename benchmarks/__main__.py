@@ -167,7 +167,8 @@ def table(results: dict[str, Any]) -> str:
         ),
         "sanitize_vs_copy": (
             f"{san['default_precision']}; float32 {san['vs_copy']['sanitize_float32']:.2f}, "
-            f"no adapter {san['vs_copy']['pipeline_identity']:.2f}"
+            f"no adapter {san['vs_copy']['pipeline_identity']:.2f}; CPU-time ceiling "
+            f"{san['cpu_ceiling']['sanitize_' + san['default_precision']]:.2f}"
         ),
         "sanitize_memory_growth": (
             f"peak RSS growth {san['memory_growth_mb']['1x']:.0f} MB at 1x, "
@@ -177,6 +178,16 @@ def table(results: dict[str, Any]) -> str:
     rows = [("ratio", "value", "target", "detail")]
     for key in RATIO_KEYS:
         rows.append((key, f"{r[key]:.2f}", TARGETS[key], details[key]))
+    cpu = ex["cpu_ms_per_clip"]
+    rows.append(
+        (
+            "extract CPU ms/clip",
+            f"pipeline {cpu['pipeline']:.2f}",
+            "",
+            f"encoder alone {cpu['encoder_alone']:.2f}, decode + sample "
+            f"{cpu['decode_and_sample']:.2f}: ceiling {ex['cpu_ceiling']:.2f} with every core busy",
+        )
+    )
     fps = ", ".join(f"{n}: {v:.0f}" for n, v in dec["frames_per_s"].items())
     rows.append(
         (

@@ -7,6 +7,11 @@
 - naive: what reference scripts do - decode one video, encode one clip per forward pass, write
   one .npy per video. Measured on the first few videos only (it is slow; clips/s is a rate).
 Variants alternate within each repetition; medians of clips/s are reported.
+
+CPU budget (what limits the pipeline where the encoder runs on the CPU): process CPU time per
+clip of the encoder alone, of decoding and sampling alone (one thread), and of the pipeline; with
+every core busy the pipeline cannot beat encoder-alone clips/s by more than the ratio of their CPU
+costs (`cpu_ceiling`), so extract_vs_encoder is bounded by it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from pipeline.data.manifest import read_manifest
 from pipeline.encoders.registry import load_encoder
 from pipeline.extract import ExtractConfig, extract
 from pipeline.extract.plan import WINDOWED_KINDS, sampling_for
+from pipeline.heap import large_buffers_in_heap
+from pipeline.threads import torch_threads
 
 
 def _clips_in_memory(manifest_path: Path, encoder: Any, config: ExtractConfig) -> torch.Tensor:
@@ -44,13 +51,34 @@ def _clips_in_memory(manifest_path: Path, encoder: Any, config: ExtractConfig) -
 
 
 def encoder_alone(encoder: Any, clips: torch.Tensor, batch_size: int) -> float:
-    """Clips/s of the encoder on clips already decoded and preprocessed in memory: the limit."""
+    """Clips/s of the encoder on clips already decoded and preprocessed in memory: the limit
+    (with the heap setting extraction encodes under)."""
     if encoder.device.type == "cuda":
         torch.cuda.synchronize()
-    started = time.perf_counter()
-    for start in range(0, len(clips), batch_size):
-        encoder.encode(clips[start : start + batch_size])
-    return len(clips) / (time.perf_counter() - started)
+    with large_buffers_in_heap():
+        started = time.perf_counter()
+        for start in range(0, len(clips), batch_size):
+            encoder.encode(clips[start : start + batch_size])
+        return len(clips) / (time.perf_counter() - started)
+
+
+def decode_and_sample(manifest_path: Path, encoder: Any, config: ExtractConfig) -> int:
+    """Decode and sample every video on this thread, keeping nothing; returns the clip count."""
+    manifest = read_manifest(manifest_path)
+    sampling = sampling_for(encoder, config)
+    kinds = manifest.table.column("kind").to_pylist()
+    ids = manifest.table.column("video_id").to_pylist()
+    clips = 0
+    for path, kind, video_id in zip(manifest.video_paths(), kinds, ids, strict=True):
+        sampled = sample_video(
+            decode_video(path), sampling, video_key=video_id, with_windows=kind in WINDOWED_KINDS
+        )
+        clips += len(sampled.clips) + len(sampled.static) + len(sampled.windows)
+    return clips
+
+
+def _cpu_ms(seconds: float, clips: int) -> float:
+    return 1e3 * seconds / clips
 
 
 def pipeline_run(manifest: Path, encoder_dir: str, config: ExtractConfig) -> tuple[float, int]:
@@ -110,10 +138,21 @@ def run(
     encoder_alone(encoder, clips, config.batch_size)
     pipeline_run(manifest, encoder_dir, config)
     alone, whole, naive = [], [], []
+    cpu: dict[str, list[float]] = {"encoder_alone": [], "decode_and_sample": [], "pipeline": []}
     for _ in range(repetitions):
+        started = time.process_time()
         alone.append(encoder_alone(encoder, clips, config.batch_size))
-        whole.append(pipeline_run(manifest, encoder_dir, config)[0])
+        cpu["encoder_alone"].append(_cpu_ms(time.process_time() - started, len(clips)))
+        started = time.process_time()
+        rate, encoded = pipeline_run(manifest, encoder_dir, config)
+        whole.append(rate)
+        cpu["pipeline"].append(_cpu_ms(time.process_time() - started, encoded))
         naive.append(naive_loop(manifest, encoder, config, naive_videos))
+        with torch_threads(1):
+            started = time.process_time()
+            sampled = decode_and_sample(manifest, encoder, config)
+            cpu["decode_and_sample"].append(_cpu_ms(time.process_time() - started, sampled))
+    cpu_ms = {name: statistics.median(values) for name, values in cpu.items()}
     result = {
         "clips": len(clips),
         "batch_size": config.batch_size,
@@ -125,6 +164,12 @@ def run(
         "pipeline_clips_per_s": statistics.median(whole),
         "naive_clips_per_s": statistics.median(naive),
         "all": {"encoder_alone": alone, "pipeline": whole, "naive": naive},
+        "cpu_ms_per_clip": cpu_ms,
+        "cpu_ceiling": cpu_ms["encoder_alone"] / cpu_ms["pipeline"],
+        "cores_busy": {
+            "encoder_alone": cpu_ms["encoder_alone"] * statistics.median(alone) / 1e3,
+            "pipeline": cpu_ms["pipeline"] * statistics.median(whole) / 1e3,
+        },
     }
     result["extract_vs_encoder"] = (
         result["pipeline_clips_per_s"] / result["encoder_alone_clips_per_s"]

@@ -38,3 +38,15 @@ def test_tiny_variants_run(tmp_path, tiny_benchmark, tiny_encoder_dir):
     build_store(tmp_path / "raw.zarr", 40, 16, 5, 10, seed=0)
     compressed = codecs.run(tmp_path / "raw.zarr", 1, min_mb=0.2)
     assert 0 < compressed["stored_vs_uncompressed"]["zstd1"] <= 1.05
+
+
+def test_extraction_reports_its_cpu_budget(tiny_benchmark, tiny_encoder_dir):
+    from benchmarks import extraction
+
+    result = extraction.run(tiny_benchmark / "manifest.parquet", str(tiny_encoder_dir), 1)
+    cpu = result["cpu_ms_per_clip"]
+    assert set(cpu) == {"encoder_alone", "decode_and_sample", "pipeline"}
+    assert all(math.isfinite(v) and v > 0 for v in cpu.values()), cpu
+    # The pipeline does the encoder's work and the decoding on top of it.
+    assert cpu["pipeline"] > cpu["decode_and_sample"], cpu
+    assert 0 < result["cpu_ceiling"] < 1.5, result

@@ -63,6 +63,7 @@ from pipeline.data.clips import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.encoders import augment
 from pipeline.encoders.registry import TINY_MANIFEST
 from pipeline.errors import ConfigError, EncoderError, VideoError
+from pipeline.heap import large_buffers_in_heap
 from pipeline.threads import torch_threads
 
 logger = logging.getLogger(__name__)
@@ -327,10 +328,13 @@ def _fit(
     reverses = augment.reverse_map(actions) if config.time_reverse else np.full(len(actions), -1)
     model.to(device)
     heads.to(device)
-    stats = _train(model, heads, videos, video_labels, train, flips, reverses, config, rng,
-                   progress, device)  # fmt: skip
-    held_acc = _evaluate(model, heads.action, [videos[i] for i in held], video_labels[held, 0],
-                         config, device)  # fmt: skip
+    # Each step's activations and gradients are tens of MB: reused from the heap instead of
+    # page-faulted in every step (1.5-2x faster steps on CPU, same arithmetic).
+    with large_buffers_in_heap():
+        stats = _train(model, heads, videos, video_labels, train, flips, reverses, config, rng,
+                       progress, device)  # fmt: skip
+        held_acc = _evaluate(model, heads.action, [videos[i] for i in held],
+                             video_labels[held, 0], config, device)  # fmt: skip
     return model.cpu(), stats, held_acc, flips, reverses
 
 

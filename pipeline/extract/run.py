@@ -27,6 +27,7 @@ from pipeline.extract.plan import (
     sampling_for,
     sampling_json,
 )
+from pipeline.heap import large_buffers_in_heap
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import StoreLock
 from pipeline.store.retry import StoreIOError
@@ -213,31 +214,34 @@ class ShardEncoder:
         static_frame = np.full((n, layout.static_clips), -1, dtype=np.int32)
         status = np.full(n, VIDEO_OK, dtype=np.int8)
         reasons = np.array([""] * n, dtype=object)
-        for video, sampled in run_ahead(self._load, videos, workers=self.config.workers):
-            i = video - videos.start
-            if isinstance(sampled, VideoError):
-                status[i], reasons[i] = VIDEO_FAILED, f"{sampled.reason}: {sampled.detail}"
-                log.warning(
-                    "video %s failed: %s", self.video_ids[self.plan.rows[video]], reasons[i]
-                )
-                on_video(False)
-                continue
-            expected_windows = int(layout.window_count[video])
-            if len(sampled.windows) != expected_windows:
-                status[i] = VIDEO_FAILED
-                reasons[i] = (
-                    f"truncated: {len(sampled.windows)} windows, {expected_windows} planned"
-                )
-                on_video(False)
-                continue
-            clip_start[i] = sampled.clip_starts
-            static_frame[i] = sampled.static_frames
-            self.batcher.add(sampled.clips, clip_features[i])
-            self.batcher.add(sampled.static, static_features[i])
-            offset = int(layout.window_offset[video]) - windows.start
-            self.batcher.add(sampled.windows, window_features[offset : offset + expected_windows])
-            on_video(True)
-        self.batcher.flush()
+        # Encoder batches are tens of MB: reused from the heap, not page-faulted in each time.
+        with large_buffers_in_heap():
+            for video, sampled in run_ahead(self._load, videos, workers=self.config.workers):
+                i = video - videos.start
+                if isinstance(sampled, VideoError):
+                    status[i], reasons[i] = VIDEO_FAILED, f"{sampled.reason}: {sampled.detail}"
+                    log.warning(
+                        "video %s failed: %s", self.video_ids[self.plan.rows[video]], reasons[i]
+                    )
+                    on_video(False)
+                    continue
+                expected_windows = int(layout.window_count[video])
+                if len(sampled.windows) != expected_windows:
+                    status[i] = VIDEO_FAILED
+                    reasons[i] = (
+                        f"truncated: {len(sampled.windows)} windows, {expected_windows} planned"
+                    )
+                    on_video(False)
+                    continue
+                clip_start[i] = sampled.clip_starts
+                static_frame[i] = sampled.static_frames
+                self.batcher.add(sampled.clips, clip_features[i])
+                self.batcher.add(sampled.static, static_features[i])
+                offset = int(layout.window_offset[video]) - windows.start
+                rows = slice(offset, offset + expected_windows)
+                self.batcher.add(sampled.windows, window_features[rows])
+                on_video(True)
+            self.batcher.flush()
         return ShardResult(
             shard=shard,
             clip_features=clip_features,

@@ -159,6 +159,24 @@ def test_preprocess_shape_and_normalisation() -> None:
     assert out.is_contiguous()
 
 
+@pytest.mark.parametrize("side", [16, 24])  # no resize (a channels-last view) / resized
+def test_preprocess_equals_float_arithmetic_bit_for_bit(side: int) -> None:
+    # Features must not change when the normalisation is computed differently: every value is
+    # x * (1 / (255 std)) - mean / std in float32, exactly.
+    s = ClipSampling(size=16)
+    frames = np.random.default_rng(0).integers(0, 256, (5, side, side, 3), dtype=np.uint8)
+    out = preprocess(frames, s)
+    resized = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
+    if side != s.size:
+        resized = torch.nn.functional.interpolate(
+            resized, size=(16, 16), mode="bilinear", antialias=True, align_corners=False
+        )
+    scale = torch.tensor([1 / (255 * v) for v in s.std], dtype=torch.float32).view(1, 3, 1, 1)
+    shift = torch.tensor([m / v for m, v in zip(s.mean, s.std, strict=True)]).view(1, 3, 1, 1)
+    assert torch.equal(out, resized.float() * scale - shift.float())
+    assert out.is_contiguous()
+
+
 def test_preprocess_centre_crop_and_resize() -> None:
     s = ClipSampling(size=8, mean=(0, 0, 0), std=(1, 1, 1))
     frame = np.zeros((1, 16, 32, 3), np.uint8)
