@@ -167,8 +167,10 @@ def table(results: dict[str, Any]) -> str:
         ),
         "sanitize_vs_copy": (
             f"{san['default_precision']}; float32 {san['vs_copy']['sanitize_float32']:.2f}, "
-            f"no adapter {san['vs_copy']['pipeline_identity']:.2f}; CPU-time ceiling "
-            f"{san['cpu_ceiling']['sanitize_' + san['default_precision']]:.2f}"
+            f"no adapter {san['vs_copy']['pipeline_identity']:.2f}; CPU s: copy "
+            f"{san['cpu_seconds']['copy']:.2f}, no adapter "
+            f"{san['cpu_seconds']['pipeline_identity']:.2f}, "
+            f"{san['cpu_seconds']['sanitize_' + san['default_precision']]:.2f}"
         ),
         "sanitize_memory_growth": (
             f"peak RSS growth {san['memory_growth_mb']['1x']:.0f} MB at 1x, "

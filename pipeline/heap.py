@@ -3,9 +3,9 @@
 glibc serves an allocation from its heap up to a threshold that adapts to what the program frees,
 but never above 32 MiB on 64-bit; anything larger is a fresh mmap, whose pages fault in again on
 first touch and go back to the system on free. A CPU encoder pass allocates such buffers every
-batch (a 64-clip batch at 64 px is 50 MB, and oneDNN reorders it into another): on the 2-core dev
-machine that was 192 page faults per clip, a quarter of extraction's CPU time and 1,476 instead of
-2,050 clips/s for the tiny encoder alone. Inside ``large_buffers_in_heap`` those buffers are
+batch (a 64-clip batch at 64 px is 50 MB): on the 2-core dev machine that was 192 page faults per
+clip, a quarter of extraction's CPU time and 1,476 instead of 2,050 clips/s for the tiny encoder
+alone. Inside ``large_buffers_in_heap`` those buffers are
 reused from the heap instead; on the way out the freed memory is handed back to the system.
 """
 
@@ -47,6 +47,8 @@ _USERS = 0
 
 
 class _MallInfo2(ctypes.Structure):
+    """glibc's struct mallinfo2 (all size_t)."""
+
     _fields_ = [
         (name, ctypes.c_size_t)
         for name in (
