@@ -20,6 +20,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,21 @@ from pipeline.heap import large_buffers_in_heap
 from pipeline.threads import torch_threads
 
 
-def _clips_in_memory(manifest_path: Path, encoder: Any, config: ExtractConfig) -> torch.Tensor:
+def _sampled_videos(manifest_path: Path, encoder: Any, config: ExtractConfig) -> Iterator[Any]:
+    """Every video of the manifest decoded and sampled on this thread, in manifest order."""
     manifest = read_manifest(manifest_path)
     sampling = sampling_for(encoder, config)
     kinds = manifest.table.column("kind").to_pylist()
     ids = manifest.table.column("video_id").to_pylist()
-    parts = []
     for path, kind, video_id in zip(manifest.video_paths(), kinds, ids, strict=True):
-        sampled = sample_video(
+        yield sample_video(
             decode_video(path), sampling, video_key=video_id, with_windows=kind in WINDOWED_KINDS
         )
+
+
+def _clips_in_memory(manifest_path: Path, encoder: Any, config: ExtractConfig) -> torch.Tensor:
+    parts = []
+    for sampled in _sampled_videos(manifest_path, encoder, config):
         parts += [sampled.clips, sampled.static.contiguous(), sampled.windows]
     return torch.cat([p for p in parts if len(p)])
 
@@ -64,17 +70,10 @@ def encoder_alone(encoder: Any, clips: torch.Tensor, batch_size: int) -> float:
 
 def decode_and_sample(manifest_path: Path, encoder: Any, config: ExtractConfig) -> int:
     """Decode and sample every video on this thread, keeping nothing; returns the clip count."""
-    manifest = read_manifest(manifest_path)
-    sampling = sampling_for(encoder, config)
-    kinds = manifest.table.column("kind").to_pylist()
-    ids = manifest.table.column("video_id").to_pylist()
-    clips = 0
-    for path, kind, video_id in zip(manifest.video_paths(), kinds, ids, strict=True):
-        sampled = sample_video(
-            decode_video(path), sampling, video_key=video_id, with_windows=kind in WINDOWED_KINDS
-        )
-        clips += len(sampled.clips) + len(sampled.static) + len(sampled.windows)
-    return clips
+    return sum(
+        len(v.clips) + len(v.static) + len(v.windows)
+        for v in _sampled_videos(manifest_path, encoder, config)
+    )
 
 
 def _cpu_ms(seconds: float, clips: int) -> float:
