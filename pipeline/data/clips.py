@@ -217,13 +217,7 @@ def sample_video(
         raise ValueError(f"expected uint8 frames [N, H, W, 3], got {x.dtype} {tuple(x.shape)}")
     n = int(x.shape[0])
     s = sampling
-    offsets = np.arange(s.frames_per_clip, dtype=np.int64) * s.frame_stride
-    c_starts = clip_starts(n, s, video_key=video_key)
-    w_starts = (
-        window_starts(n, s, video_key=video_key) if with_windows else np.zeros(0, dtype=np.int64)
-    )
-    c_idx = c_starts[:, None] + offsets  # [K, T]
-    w_idx = w_starts[:, None] + offsets  # [W, T]
+    c_starts, w_starts, c_idx, w_idx = _clip_frame_indices(n, s, video_key, with_windows)
     needed, inverse = np.unique(np.concatenate([c_idx.ravel(), w_idx.ravel()]), return_inverse=True)
     processed = _normalise(_resize_square(x[torch.from_numpy(needed)], s.size), s)  # [U, 3, S, S]
     gather = torch.from_numpy(inverse)
@@ -243,6 +237,28 @@ def sample_video(
         window_starts=w_starts,
         num_frames=n,
     )
+
+
+def frames_used(
+    num_frames: int, sampling: ClipSampling, *, video_key: str, with_windows: bool
+) -> np.ndarray:
+    """The sorted frame indices ``sample_video`` reads from a video of `num_frames` frames (its
+    clips, windows and static frames): decoding can skip converting every other frame."""
+    _, _, c_idx, w_idx = _clip_frame_indices(num_frames, sampling, video_key, with_windows)
+    s_idx = static_frame_indices(num_frames, sampling)
+    return np.unique(np.concatenate([c_idx.ravel(), w_idx.ravel(), s_idx]))
+
+
+def _clip_frame_indices(
+    n: int, s: ClipSampling, video_key: str, with_windows: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(clip starts [K], window starts [W], clip frames [K, T], window frames [W, T])."""
+    offsets = np.arange(s.frames_per_clip, dtype=np.int64) * s.frame_stride
+    c_starts = clip_starts(n, s, video_key=video_key)
+    w_starts = (
+        window_starts(n, s, video_key=video_key) if with_windows else np.zeros(0, dtype=np.int64)
+    )
+    return c_starts, w_starts, c_starts[:, None] + offsets, w_starts[:, None] + offsets
 
 
 def stable_seed(*parts: object) -> int:

@@ -84,6 +84,7 @@ def decode_video(
     tolerance: int = 0,
     short_side: int | None = None,
     threads: bool | None = None,
+    keep: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode every frame of the first video stream to a uint8 array [T, H, W, 3] (RGB).
 
@@ -94,6 +95,10 @@ def decode_video(
     short_side: downscale each frame so its shorter side is at most this many pixels (aspect
         ratio kept, never upscaled); pick at least ClipSampling.size.
     threads: use codec threads; None decides from the frame size (THREAD_MIN_PIXELS).
+    keep: indices of the frames wanted (e.g. ``clips.frames_used``); every frame is still
+        decoded (the codec needs them) but only these are converted to RGB, the others are left
+        zero. Conversion is about half of decoding's CPU, and a 10 s video sampled into 5 clips
+        of 16 frames uses a third of its frames. None: all.
     """
     with _open(path) as container:
         stream = container.streams.video[0]
@@ -112,6 +117,7 @@ def decode_video(
         # context for every frame, which cost 60% of decoding 64 px videos (3x slower, same
         # pixels).
         reformatter = VideoReformatter()
+        wanted = _wanted(keep, len(buffer))
         n = 0
         try:
             for frame in container.decode(stream):
@@ -119,6 +125,11 @@ def decode_video(
                     bigger = _empty(path, 2 * len(buffer), (out_h, out_w))
                     bigger[:n] = buffer[:n]
                     buffer = bigger
+                    wanted = _wanted(keep, len(buffer))
+                if wanted is not None and not wanted[n]:
+                    buffer[n] = 0  # decoded (later frames depend on it), not converted
+                    n += 1
+                    continue
                 if resize or frame.width != width or frame.height != height:
                     # A mid-stream size change is scaled to the first frame's output size.
                     rgb = reformatter.reformat(
@@ -141,6 +152,16 @@ def decode_video(
         log.debug("%s: decoded %d frames, manifest says %d", path, n, expected_frames)
     # Copy only when the buffer over-allocated, so the result does not pin unused memory.
     return buffer if n == len(buffer) else buffer[:n].copy()
+
+
+def _wanted(keep: np.ndarray | None, frames: int) -> np.ndarray | None:
+    """bool [frames]: which frames to convert (None: all)."""
+    if keep is None:
+        return None
+    keep = np.asarray(keep, dtype=np.int64)
+    wanted = np.zeros(frames, dtype=bool)
+    wanted[keep[(keep >= 0) & (keep < frames)]] = True
+    return wanted
 
 
 def _frame_buffer(

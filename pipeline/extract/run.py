@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.clips import ClipSampling, sample_video
+from pipeline.data.clips import ClipSampling, frames_used, sample_video
 from pipeline.data.decode import decode_video
 from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.data.prefetch import run_ahead
 from pipeline.encoders.registry import VideoEncoder, load_encoder
 from pipeline.encoders.tiny import resolve_encoder_source
-from pipeline.errors import AnonStoreError, StoreError, VideoError
+from pipeline.errors import AnonStoreError, StoreError, VideoError, VideoTooShortError
 from pipeline.extract.batching import ClipBatcher
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.plan import (
@@ -196,20 +196,32 @@ class ShardEncoder:
         row = int(self.plan.rows[video])
         kind = str(self.plan.tables["kind"][video])
         expected = int(self.plan.tables["num_frames"][video])
+        video_key, with_windows = str(self.video_ids[row]), kind in WINDOWED_KINDS
         try:
             frames = decode_video(
-                self.paths[row], expected_frames=expected if expected > 0 else None
+                self.paths[row],
+                expected_frames=expected if expected > 0 else None,
+                keep=self._frames_used(expected, video_key, with_windows),
             )
             if expected > 0:
                 frames = frames[:expected]
             return sample_video(
-                frames,
-                self.sampling,
-                video_key=str(self.video_ids[row]),
-                with_windows=kind in WINDOWED_KINDS,
+                frames, self.sampling, video_key=video_key, with_windows=with_windows
             )
         except VideoError as error:
             return error
+
+    def _frames_used(self, expected: int, video_key: str, with_windows: bool) -> Any:
+        """The frames sampling will read, when the frame count is known (decoding fewer frames
+        than that fails the video): only those are converted to RGB."""
+        if expected <= 0:
+            return None
+        try:
+            return frames_used(
+                expected, self.sampling, video_key=video_key, with_windows=with_windows
+            )
+        except VideoTooShortError:
+            return None  # decode it all and let sampling report it, as for any video
 
     def run(self, shard: int, on_video: Callable[[bool], None]) -> ShardResult:
         layout = self.plan.layout

@@ -18,6 +18,7 @@ from pipeline.data.clips import (
     ClipSampling,
     VideoClips,
     clip_starts,
+    frames_used,
     preprocess,
     sample_video,
     stable_seed,
@@ -302,3 +303,25 @@ def test_sample_video_accepts_torch_input() -> None:
     a = sample_video(x, s, video_key="k", with_windows=True)
     b = sample_video(torch.from_numpy(x), s, video_key="k", with_windows=True)
     assert torch.equal(a.clips, b.clips) and torch.equal(a.static, b.static)
+
+
+@pytest.mark.parametrize(
+    "num_frames, with_windows", [(40, False), (40, True), (97, True), (16, True)]
+)
+def test_sample_video_reads_only_frames_used(num_frames: int, with_windows: bool) -> None:
+    # Decoding converts only these frames: everything else must not reach any clip or window.
+    s = ClipSampling(size=8, frames_per_clip=4, frame_stride=2, clips_per_video=3,
+                     static_clips=4, window_stride=5)  # fmt: skip
+    frames = np.random.default_rng(num_frames).integers(
+        0, 256, (num_frames, 12, 12, 3), dtype=np.uint8
+    )
+    used = frames_used(num_frames, s, video_key="v", with_windows=with_windows)
+    assert np.all(np.diff(used) > 0) and used[0] >= 0 and used[-1] < num_frames
+    blanked = np.zeros_like(frames)
+    blanked[used] = frames[used]
+    a = sample_video(frames, s, video_key="v", with_windows=with_windows)
+    b = sample_video(blanked, s, video_key="v", with_windows=with_windows)
+    for name in ("clips", "static", "windows"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    if num_frames == 97:
+        assert len(used) < num_frames  # a long video leaves frames out

@@ -140,6 +140,21 @@ def test_frames_equal_pyav_per_frame_conversion(videos: dict[str, Path], kind: s
         np.testing.assert_array_equal(decode_video(videos[kind], short_side=32), scaled)
 
 
+@pytest.mark.parametrize("kind", ["mp4", "noise_avi", "noise_mp4"])
+def test_keep_converts_only_the_wanted_frames(videos: dict[str, Path], kind: str) -> None:
+    full = decode_video(videos[kind])
+    keep = np.array([0, 3, 4, 11, len(full) - 1, len(full) + 5])  # one past the end: ignored
+    kept = decode_video(videos[kind], keep=keep)
+    assert kept.shape == full.shape
+    wanted = keep[keep < len(full)]
+    np.testing.assert_array_equal(kept[wanted], full[wanted])  # P-frames still decode right
+    others = np.setdiff1d(np.arange(len(full)), wanted)
+    assert not kept[others].any()
+    # the frame count checks still see every decoded frame
+    with pytest.raises(TruncatedVideoError):
+        decode_video(videos[kind], keep=keep, expected_frames=len(full) + 10)
+
+
 def test_threads_give_identical_frames(videos: dict[str, Path]) -> None:
     one = decode_video(videos["noise_mp4"], threads=False)
     many = decode_video(videos["noise_mp4"], threads=True)
