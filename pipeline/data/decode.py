@@ -1,4 +1,4 @@
-"""Video decoding with PyAV: every frame of a video, decoded once, in order, to uint8 RGB.
+"""Video decoding with PyAV: every frame decoded once, in order, to uint8 RGB (all, or those kept).
 
 Errors are per video (subclasses of VideoError) so extraction can record them and move on:
 
