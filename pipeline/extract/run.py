@@ -211,7 +211,7 @@ class ShardEncoder:
         except VideoError as error:
             return error
 
-    def _frames_used(self, expected: int, video_key: str, with_windows: bool) -> Any:
+    def _frames_used(self, expected: int, video_key: str, with_windows: bool) -> np.ndarray | None:
         """The frames sampling will read, when the frame count is known (decoding fewer frames
         than that fails the video): only those are converted to RGB."""
         if expected <= 0:
