@@ -20,7 +20,6 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +36,26 @@ from pipeline.heap import large_buffers_in_heap
 from pipeline.threads import torch_threads
 
 
-def _sampled_videos(manifest_path: Path, encoder: Any, config: ExtractConfig) -> Iterator[Any]:
-    """Every video of the manifest decoded and sampled on this thread, in manifest order."""
+def _jobs(manifest_path: Path) -> list[tuple[Path, bool, str]]:
+    """(path, with windows, video id) of every video of the manifest, in manifest order."""
     manifest = read_manifest(manifest_path)
-    sampling = sampling_for(encoder, config)
     kinds = manifest.table.column("kind").to_pylist()
     ids = manifest.table.column("video_id").to_pylist()
-    for path, kind, video_id in zip(manifest.video_paths(), kinds, ids, strict=True):
-        yield sample_video(
-            decode_video(path), sampling, video_key=video_id, with_windows=kind in WINDOWED_KINDS
-        )
+    windowed = [kind in WINDOWED_KINDS for kind in kinds]
+    return list(zip(manifest.video_paths(), windowed, ids, strict=True))
+
+
+def _sample(job: tuple[Path, bool, str], sampling: Any) -> Any:
+    """One video decoded and sampled on this thread."""
+    path, with_windows, video_id = job
+    return sample_video(decode_video(path), sampling, video_key=video_id, with_windows=with_windows)
 
 
 def _clips_in_memory(manifest_path: Path, encoder: Any, config: ExtractConfig) -> torch.Tensor:
+    sampling = sampling_for(encoder, config)
     parts = []
-    for sampled in _sampled_videos(manifest_path, encoder, config):
+    for job in _jobs(manifest_path):
+        sampled = _sample(job, sampling)
         parts += [sampled.clips, sampled.static.contiguous(), sampled.windows]
     return torch.cat([p for p in parts if len(p)])
 
@@ -70,10 +74,12 @@ def encoder_alone(encoder: Any, clips: torch.Tensor, batch_size: int) -> float:
 
 def decode_and_sample(manifest_path: Path, encoder: Any, config: ExtractConfig) -> int:
     """Decode and sample every video on this thread, keeping nothing; returns the clip count."""
-    return sum(
-        len(v.clips) + len(v.static) + len(v.windows)
-        for v in _sampled_videos(manifest_path, encoder, config)
-    )
+    sampling = sampling_for(encoder, config)
+    clips = 0
+    for job in _jobs(manifest_path):
+        sampled = _sample(job, sampling)
+        clips += len(sampled.clips) + len(sampled.static) + len(sampled.windows)
+    return clips
 
 
 def _cpu_ms(seconds: float, clips: int) -> float:
@@ -95,20 +101,15 @@ def naive_loop(
 ) -> float:
     """Clips/s as reference scripts do it: decode a video, one clip per forward, one file each
     (over the first `max_videos` videos)."""
-    manifest = read_manifest(manifest_path)
     sampling = sampling_for(encoder, config)
-    kinds = manifest.table.column("kind").to_pylist()
-    ids = manifest.table.column("video_id").to_pylist()
+    jobs = _jobs(manifest_path)[:max_videos]
     out = Path(tempfile.mkdtemp())
     clips = 0
     started = time.perf_counter()
     try:
-        jobs = list(zip(manifest.video_paths(), kinds, ids, strict=True))[:max_videos]
-        for path, kind, video_id in jobs:
-            sampled = sample_video(
-                decode_video(path), sampling, video_key=video_id,
-                with_windows=kind in WINDOWED_KINDS,
-            )  # fmt: skip
+        for job in jobs:
+            sampled = _sample(job, sampling)
+            video_id = job[2]
             rows = []
             for group in (sampled.clips, sampled.static, sampled.windows):
                 for clip in group:

@@ -30,6 +30,7 @@ from torch import Tensor
 from pipeline import __version__
 from pipeline.aam.adapter import AdapterConfig, AnonymizingAdapter
 from pipeline.aam.heads import SeenTaskHead, build_head
+from pipeline.aam.losses import LOSS_WEIGHTS
 from pipeline.aam.trainer import TrainConfig
 from pipeline.errors import AdapterError, AnonStoreError
 
@@ -39,7 +40,6 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 OBJECTIVE = "w_lc * L_LC + w_t * L_T - w_b * L_B - w_motion * L_M + w_spread * L_S + w_swap * L_W"
-LOSS_WEIGHTS = ("w_lc", "w_t", "w_b", "w_motion", "w_spread", "w_swap")
 
 
 @dataclass(frozen=True)

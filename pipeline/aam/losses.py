@@ -31,7 +31,7 @@ information): attribute values shared by a quarter of the batch survive it (FIND
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +95,10 @@ class LossWeights:
     """Static-clip spread (our extension), minimised; 0 = reference method."""
     w_swap: float = 0.0
     """Appearance-swap invariance on normal clips (our extension), minimised; 0 = reference."""
+
+
+LOSS_WEIGHTS: tuple[str, ...] = tuple(f.name for f in fields(LossWeights))
+"""The weight names (TrainConfig carries each, the checkpoint records each)."""
 
 
 def combined_objective(

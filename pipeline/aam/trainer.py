@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from pipeline.aam.adapter import AdapterConfig, AnonymizingAdapter
 from pipeline.aam.heads import SeenTaskHead, create_heads, heads_state
 from pipeline.aam.losses import (
+    LOSS_WEIGHTS,
     LossWeights,
     combined_objective,
     latent_consistency,
@@ -106,7 +107,7 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be at least 2 videos, got {self.batch_size}")
         if self.lr <= 0 or self.head_lr <= 0 or self.temperature <= 0 or self.weight_decay < 0:
             raise ConfigError("lr, head_lr and temperature must be > 0, weight_decay >= 0")
-        if min(self.w_lc, self.w_t, self.w_b, self.w_motion, self.w_spread, self.w_swap) < 0:
+        if min(getattr(self, name) for name in LOSS_WEIGHTS) < 0:
             raise ConfigError("loss weights must be >= 0")
         if self.selection not in SELECTION_RULES:
             raise ConfigError(f"selection must be one of {SELECTION_RULES}, got {self.selection!r}")
@@ -117,8 +118,7 @@ class TrainConfig:
 
     @property
     def weights(self) -> LossWeights:
-        return LossWeights(w_lc=self.w_lc, w_t=self.w_t, w_b=self.w_b, w_motion=self.w_motion,
-                           w_spread=self.w_spread, w_swap=self.w_swap)  # fmt: skip
+        return LossWeights(**{name: getattr(self, name) for name in LOSS_WEIGHTS})
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:

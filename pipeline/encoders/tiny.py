@@ -597,10 +597,12 @@ def _batch(
     return preprocess(torch.stack(clips), sampling), torch.from_numpy(np.stack(ys))
 
 
-def _lr(step: int, progress: float, config: TinyEncoderConfig) -> float:
+def _lr(step: int, config: TinyEncoderConfig) -> float:
+    """Linear warm-up, then cosine decay over max_steps (steps only: a wall-clock term made
+    builds differ with machine load; max_seconds stays a hard stop)."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
-    return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / config.max_steps)))
 
 
 def _train(
@@ -641,9 +643,7 @@ def _train(
         idx, queue = np.asarray(queue[: config.batch_size]), queue[config.batch_size :]
         x, y = _batch(videos, video_labels, idx, flips, reverses, config, rng)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        # The schedule follows steps only (a wall-clock term made builds differ with machine
-        # load); max_seconds stays a hard stop.
-        lr = _lr(step, step / config.max_steps, config)
+        lr = _lr(step, config)
         for group in opt.param_groups:
             group["lr"] = lr
         pooled = model(pixel_values=x).last_hidden_state.mean(dim=1)
