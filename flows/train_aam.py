@@ -7,9 +7,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from pipeline.aam.from_store import TrainAAMConfig, train_aam
+from pipeline.aam.from_store import train_aam
+from pipeline.aam.presets import DEFAULT_PRESET, describe_config, preset_config
 from pipeline.aam.streaming import parse_bytes
-from pipeline.aam.trainer import TrainConfig
 
 METRIC_KEYS = ("epoch", "action_top1", "static_retrieval", "clip_retrieval", "val_mse")
 
@@ -18,16 +18,17 @@ METRIC_KEYS = ("epoch", "action_top1", "static_retrieval", "clip_retrieval", "va
 def train_aam_flow(
     input: str,
     output: str,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    arch: str = "mlp",
-    w_lc: float = 100.0,
-    w_t: float = 1.0,
-    w_b: float = 1.0,
-    w_motion: float = 0.0,
-    w_spread: float = 0.0,
-    w_swap: float = 0.0,
+    preset: str = DEFAULT_PRESET,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    arch: str | None = None,
+    w_lc: float | None = None,
+    w_t: float | None = None,
+    w_b: float | None = None,
+    w_motion: float | None = None,
+    w_spread: float | None = None,
+    w_swap: float | None = None,
     device: str = "cpu",
     seed: int = 0,
     val_every: int = 2,
@@ -36,29 +37,35 @@ def train_aam_flow(
     resume: bool = True,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train the Anonymizing Adapter Module over the raw store `input`; write it to `output`."""
+    """Train the Anonymizing Adapter Module over the raw store `input`; write it to `output`.
+
+    Settings come from `preset` (default: recommended); parameters given (not None) override it.
+    """
     logger = get_run_logger()
-    config = TrainAAMConfig(
-        training=TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            w_lc=w_lc,
-            w_t=w_t,
-            w_b=w_b,
-            w_motion=w_motion,
-            w_spread=w_spread,
-            w_swap=w_swap,
-            device=device,
-            seed=seed,
-            val_every=val_every,
-        ),
-        arch=arch,
+    overrides = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "arch": arch,
+        "w_lc": w_lc,
+        "w_t": w_t,
+        "w_b": w_b,
+        "w_motion": w_motion,
+        "w_spread": w_spread,
+        "w_swap": w_swap,
+        "device": device,
+        "seed": seed,
+        "val_every": val_every,
+    }
+    config = preset_config(
+        preset,
+        overrides,
         memory_budget_bytes=None if memory_budget is None else parse_bytes(memory_budget),
         stream=stream,
         resume=resume,
         overwrite=overwrite,
     )
+    logger.info(describe_config(config))
 
     def on_validation(record: dict[str, Any]) -> None:
         logger.info(
@@ -69,8 +76,10 @@ def train_aam_flow(
             record["clip_retrieval"],
         )
 
-    # notify: how features are held (memory / stream) and whether a checkpoint was resumed.
-    result = train_aam(input, output, config, on_validation=on_validation, notify=logger.info)
+    def notify(message: str) -> None:
+        (logger.warning if message.startswith("warning:") else logger.info)(message)
+
+    result = train_aam(input, output, config, on_validation=on_validation, notify=notify)
     create_table_artifact(
         key="train-aam-metrics",
         table=[{k: r.get(k) for k in METRIC_KEYS} for r in result.history],

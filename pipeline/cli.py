@@ -236,22 +236,33 @@ def extract(
 # ---------------------------------------------------------------- train
 
 
+PRESET_HELP = (
+    "Named recipe the other flags override: recommended (the default; protects) | reference "
+    "(the paper's weights; barely anonymizes at small scale)"
+)
+
+
 @app.command()
 def train(
     input: Annotated[str, typer.Option("--input", help="Complete raw store")],
     output: Annotated[Path, typer.Option(help="Adapter directory to write")],
-    epochs: Annotated[int, typer.Option()] = 30,
-    batch_size: Annotated[int, typer.Option(help="Videos per step")] = 64,
-    lr: Annotated[float, typer.Option()] = 1e-3,
-    arch: Annotated[str, typer.Option(help="mlp | attention")] = "mlp",
-    w_lc: Annotated[float, typer.Option(help="Latent-consistency weight")] = 100.0,
-    w_t: Annotated[float, typer.Option(help="Seen-task weight")] = 1.0,
-    w_b: Annotated[float, typer.Option(help="Static-clip privacy weight")] = 1.0,
-    w_motion: Annotated[float, typer.Option(help="Normal-clip privacy weight (extension)")] = 0.0,
-    w_spread: Annotated[float, typer.Option(help="Static-spread weight (extension)")] = 0.0,
+    preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "recommended",
+    epochs: Annotated[int | None, typer.Option(help="Joint epochs [preset]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Videos per step")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate [preset]")] = None,
+    arch: Annotated[str | None, typer.Option(help="mlp | attention [preset]")] = None,
+    w_lc: Annotated[float | None, typer.Option(help="Latent-consistency weight [preset]")] = None,
+    w_t: Annotated[float | None, typer.Option(help="Seen-task weight [preset]")] = None,
+    w_b: Annotated[float | None, typer.Option(help="Static-clip privacy weight [preset]")] = None,
+    w_motion: Annotated[
+        float | None, typer.Option(help="Normal-clip privacy weight (extension) [preset]")
+    ] = None,
+    w_spread: Annotated[
+        float | None, typer.Option(help="Static-spread weight (extension) [preset]")
+    ] = None,
     w_swap: Annotated[
-        float, typer.Option(help="Appearance-swap invariance weight (extension)")
-    ] = 0.0,
+        float | None, typer.Option(help="Appearance-swap invariance weight (extension) [preset]")
+    ] = None,
     device: Device = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
     val_every: Annotated[int, typer.Option(help="Validate (and checkpoint) every N epochs")] = 2,
@@ -267,34 +278,39 @@ def train(
 ) -> None:
     """Train the Anonymizing Adapter Module over a raw store's cached latents.
 
-    Rerunning the same command after a crash or kill resumes from the last validation's
-    checkpoint (or restarts cleanly when it does not match) and says which.
+    Settings come from --preset (default: recommended); flags given explicitly override it, and
+    config.json records the preset and the resolved weights. Rerunning the same command after a
+    crash or kill resumes from the last validation's checkpoint (or restarts cleanly when it
+    does not match) and says which.
     """
-    from pipeline.aam.from_store import TrainAAMConfig, train_aam
+    from pipeline.aam.from_store import train_aam
+    from pipeline.aam.presets import describe_config, preset_config
     from pipeline.aam.streaming import format_bytes, parse_bytes
-    from pipeline.aam.trainer import TrainConfig
 
-    config = TrainAAMConfig(
-        training=TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            w_lc=w_lc,
-            w_t=w_t,
-            w_b=w_b,
-            w_motion=w_motion,
-            w_spread=w_spread,
-            w_swap=w_swap,
-            device=device,
-            seed=seed,
-            val_every=val_every,
-        ),
-        arch=arch,
+    overrides = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "arch": arch,
+        "w_lc": w_lc,
+        "w_t": w_t,
+        "w_b": w_b,
+        "w_motion": w_motion,
+        "w_spread": w_spread,
+        "w_swap": w_swap,
+        "device": device,
+        "seed": seed,
+        "val_every": val_every,
+    }
+    config = preset_config(
+        preset,
+        overrides,
         memory_budget_bytes=None if memory_budget is None else parse_bytes(memory_budget),
         stream=stream,
         resume=resume,
         overwrite=overwrite,
     )
+    console.print(describe_config(config), highlight=False, soft_wrap=True)
     last: dict[str, Any] = {}
     with progress_bar("training adapter", "epochs") as update:
 
@@ -332,6 +348,107 @@ def train(
         f"{best.get('static_retrieval', float('nan')):.3f}, clip retrieval "
         f"{best.get('clip_retrieval', float('nan')):.3f} ({result.seconds:.1f} s, {held}"
         f"{resumed})"
+    )
+
+
+# ---------------------------------------------------------------- tune
+
+
+@app.command()
+def tune(
+    input: Annotated[str, typer.Option("--input", help="Complete raw store")],
+    output: Annotated[Path, typer.Option(help="Directory for the trials, report and chosen/")],
+    trials: Annotated[int, typer.Option(help="Trials in all: the presets, then samples")] = 20,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Trials trained side by side in worker processes (default: cores)"),
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Run the trials on a dask cluster: tcp://host:8786")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the samples, the training and the probes")] = 0,
+    tolerance: Annotated[
+        float, typer.Option(help="Val top-1 a trial may lose vs raw features, in points")
+    ] = 1.0,
+    privacy: Annotated[
+        str, typer.Option(help="auto | attacker (privacy split) | proxy (label-free, val)")
+    ] = "auto",
+    max_epochs: Annotated[
+        int | None, typer.Option(help="Cap every trial's epochs (a quick first look)")
+    ] = None,
+    device: Device = "cpu",
+    memory_budget: Annotated[
+        str | None, typer.Option(help="Memory for one trial's features, e.g. 2GB")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Start over in an output made by a different search")
+    ] = False,
+) -> None:
+    """Search the adapter's loss weights, architecture and epochs; keep the most private
+    adapter within the tolerance of raw features' val top-1 (copied to OUTPUT/chosen).
+
+    Rerunning the same command skips finished trials and resumes unfinished ones.
+    """
+    from pipeline.aam.streaming import parse_bytes
+    from pipeline.aam.tune import TuneConfig
+    from pipeline.aam.tune import tune as run_tune
+
+    config = TuneConfig(
+        trials=trials,
+        seed=seed,
+        tolerance=tolerance,
+        privacy=privacy,
+        max_epochs=max_epochs,
+        workers=workers,
+        scheduler=scheduler,
+        device=device,
+        memory_budget_bytes=None if memory_budget is None else parse_bytes(memory_budget),
+        overwrite=overwrite,
+    )
+    with progress_bar("tuning", "trials") as update:
+        result = run_tune(
+            input,
+            output,
+            config,
+            progress=update,
+            notify=lambda message: console.print(message, highlight=False, soft_wrap=True),
+        )
+    table = Table(title=f"trials by privacy ({result.privacy_source}; lower is better)")
+    for column in ("trial", "arch", "epochs", "w_lc", "w_b", "w_spread", "w_swap", "w_motion"):
+        table.add_column(column)
+    table.add_column("val top-1", justify="right")
+    table.add_column("privacy", justify="right")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    table.add_row(
+        "raw features", *[""] * 7, cell(result.raw["utility"]), cell(result.raw["privacy"])
+    )
+    for r in result.trials:
+        p = r["params"]
+        mark = " (chosen)" if r["trial_id"] == result.chosen["trial_id"] else ""
+        table.add_row(
+            r["trial_id"] + mark,
+            p["arch"],
+            str(p["epochs"]),
+            *(f"{p[k]:g}" for k in ("w_lc", "w_b", "w_spread", "w_swap", "w_motion")),
+            cell(r["utility"]),
+            cell(r["privacy"]),
+        )
+    console.print(table)
+    chosen = result.chosen
+    console.print(
+        f"chosen: {chosen['trial_id']} (val top-1 {cell(chosen['utility'])}, privacy "
+        f"{cell(chosen['privacy'])}; raw {cell(result.raw['utility'])} / "
+        f"{cell(result.raw['privacy'])}): {result.reason}; adapter in {result.chosen_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"table: {result.report_markdown} ({result.report_json}, {result.plot})",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.aam.from_store import TrainAAMConfig, train_aam
+from pipeline.aam.presets import preset_config
 from pipeline.aam.trainer import TrainConfig
 from pipeline.extract import ExtractConfig, extract
 
@@ -40,17 +41,12 @@ class DemoConfig:
     """Benchmark seed."""
     adapter_seeds: tuple[int, ...] = (0, 1, 2)
     """One adapter per seed for the headline method; probe seed i runs on adapter i."""
-    training: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            w_lc=1.0, w_b=5.0, w_spread=100.0, w_swap=10.0, epochs=120
-        )
-    )
-    """Adapter training: the reference objectives with weights tuned at this scale (the reference
-    w_LC 100, w_B 1 barely move the adapter) plus our appearance-removal extensions (static spread
-    and appearance-swap invariance, pipeline.aam.losses). Trade-off table in the README."""
-    arch: str = "attention"
-    """Adapter architecture: "attention" over the clips of one video removed more than "mlp"
-    at the same weights (static -38% vs -31%, normal clips -35% vs -29%; README)."""
+    training: TrainConfig = field(default_factory=lambda: preset_config().training)
+    """Adapter training: the `recommended` preset, i.e. what `anon-store train` does with no
+    flags (the reference objectives with weights tuned at this scale plus the appearance-removal
+    extensions, pipeline.aam.losses and pipeline.aam.presets)."""
+    arch: str = field(default_factory=lambda: preset_config().arch)
+    """Adapter architecture (the preset's: attention over the clips of one video)."""
     ablations: bool = True
     """Also train and evaluate the ablations (one adapter each, seed 0)."""
     baselines: tuple[str, ...] = ("leace",)

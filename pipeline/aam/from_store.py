@@ -24,6 +24,7 @@ import psutil
 
 from pipeline.aam.adapter import AdapterConfig
 from pipeline.aam.checkpoint import save_adapter
+from pipeline.aam.presets import privacy_off_warning
 from pipeline.aam.streaming import (
     MemoryLedger,
     StreamingSplit,
@@ -47,8 +48,9 @@ class TrainAAMConfig:
 
     training: TrainConfig = field(default_factory=TrainConfig)
     """Optimiser, loss weights, schedule, selection rule, seed, device."""
-    arch: str = "mlp"
-    """Adapter architecture: mlp (per clip) | attention (over the clips of one video)."""
+    arch: str = "attention"
+    """Adapter architecture: mlp (per clip) | attention (over the clips of one video); the
+    default is the `recommended` preset's."""
     width: int | None = None
     """Hidden width of the adapter's residual branches (None = D)."""
     depth: int = 2
@@ -343,6 +345,9 @@ def train_aam(
     raw = open_store(store, kind="raw")
     output_dir = Path(output)
     _check_inputs(raw, output_dir, config)
+    warning = privacy_off_warning(dataclasses.asdict(config.training))
+    if warning is not None:  # one line: to the caller's channel if it has one, else the log
+        notify(warning) if notify is not None else log.warning(warning)
     data = plan_data(raw, config)
     ledger = MemoryLedger()
     train_rows = usable_rows(raw, config.train_split)

@@ -35,6 +35,7 @@ from pipeline.aam.losses import (
     swap_invariance,
 )
 from pipeline.aam.metrics import retrieval_chance, same_video_retrieval
+from pipeline.aam.presets import PRESETS
 from pipeline.aam.sampler import ClipSampler, StepSample
 from pipeline.aam.train_state import TrainState
 from pipeline.errors import ConfigError
@@ -47,9 +48,11 @@ PRIVACY_METRICS = ("static_retrieval", "clip_retrieval")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Adapter training settings (defaults sized for CPU and the tiny encoder)."""
+    """Adapter training settings. The defaults are the `recommended` preset's
+    (pipeline.aam.presets): a privacy tool's defaults must protect; the paper's weights are the
+    `reference` preset."""
 
-    epochs: int = 30
+    epochs: int = 120
     """Joint adapter + head epochs (one epoch = every training video once, in batches)."""
     batch_size: int = 64
     """Videos per step; each contributes 2 static clips (2B NT-Xent views) and 1 normal clip."""
@@ -59,18 +62,18 @@ class TrainConfig:
     weight_decay: float = 0.01
     """AdamW weight decay on matrices only (not biases or norms); pulls the adapter's branches
     towards zero, i.e. towards the identity."""
-    w_lc: float = 100.0
-    """Weight of latent consistency (MSE raw vs adapted normal clips)."""
+    w_lc: float = 1.0
+    """Weight of latent consistency (MSE raw vs adapted normal clips); the paper's is 100."""
     w_t: float = 1.0
     """Weight of the seen-task loss (sum over heads)."""
-    w_b: float = 1.0
-    """Weight of the static-clip privacy NT-Xent (maximised)."""
+    w_b: float = 5.0
+    """Weight of the static-clip privacy NT-Xent (maximised); the paper's is 1."""
     w_motion: float = 0.0
     """Weight of the normal-clip privacy NT-Xent extension (maximised); 0 = reference method."""
-    w_spread: float = 0.0
+    w_spread: float = 100.0
     """Weight of the static-spread extension (minimised): adapted static clips pulled together,
     relative to the raw ones' spread; 0 = reference method (pipeline.aam.losses)."""
-    w_swap: float = 0.0
+    w_swap: float = 10.0
     """Weight of the appearance-swap invariance extension on normal clips (minimised); 0 =
     reference method (pipeline.aam.losses)."""
     temperature: float = 0.1
@@ -97,6 +100,9 @@ class TrainConfig:
     "clip_retrieval" (normal clips; what the store hands out)."""
     seed: int = 0
     """Seeds initialisation, sampling and dropout: same seed, data and device -> same weights."""
+    preset: str | None = None
+    """The named preset these settings were resolved from (recorded in config.json); None when
+    built by hand."""
     device: str = "cpu"
     """"cpu", "cuda", "cuda:N" or "auto" (cuda when available)."""
 
@@ -115,6 +121,8 @@ class TrainConfig:
             raise ConfigError(f"selection_privacy must be one of {PRIVACY_METRICS}")
         if not self.heads:
             raise ConfigError("at least one seen-task head is needed")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
 
     @property
     def weights(self) -> LossWeights:

@@ -58,7 +58,12 @@ def _mean_losses(
 ) -> dict[str, float]:
     """compute_losses averaged over ``draws`` seeded batches (default: all videos), no grad."""
     sampler = ClipSampler(
-        data.num_videos, 4, 4, batch_size=batch_size or data.num_videos, seed=seed
+        data.num_videos,
+        4,
+        4,
+        batch_size=batch_size or data.num_videos,
+        seed=seed,
+        partners=config.w_swap > 0,
     )
     totals: dict[str, float] = {}
     with torch.no_grad():

@@ -28,7 +28,7 @@ def _save(path: Path, arch: str = "attention", **kwargs) -> tuple[AnonymizingAda
         for p in adapter.parameters():
             p.normal_(0.0, 0.2)
     head = ActionHead("action", 16, 5)
-    save_adapter(path, adapter, [head], config, TrainConfig(), STORE, HISTORY, **kwargs)
+    save_adapter(path, adapter, [head], config, TrainConfig(w_lc=7.0), STORE, HISTORY, **kwargs)
     return adapter, head
 
 
@@ -48,9 +48,9 @@ def test_round_trip_is_exact(tmp_path: Path, arch: str) -> None:
     assert loaded.adapter_hash == hashlib.sha256(raw).hexdigest()
     assert loaded.encoder == ENCODER and loaded.store["store_id"] == "store-123"
     cfg = loaded.config
-    assert cfg["losses"]["w_lc"] == 100.0 and cfg["losses"]["temperature"] == 0.1
+    assert cfg["losses"]["w_lc"] == 7.0 and cfg["losses"]["temperature"] == 0.1
     assert cfg["training"]["heads"] == ["action"] and cfg["adapter"]["arch"] == arch
-    assert TrainConfig.from_dict(cfg["training"]) == TrainConfig()
+    assert TrainConfig.from_dict(cfg["training"]) == TrainConfig(w_lc=7.0)
     assert loaded.metrics["history"][0]["static_retrieval"] is None  # NaN -> null
     assert loaded.metrics["selected"]["epoch"] == 0
 

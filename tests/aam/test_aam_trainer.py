@@ -100,7 +100,10 @@ def test_same_seed_same_weights_other_seed_other_weights(planted) -> None:
 
 def test_motion_privacy_extension_lowers_normal_clip_retrieval(planted, mean_losses) -> None:
     train, val = planted(seed=0), planted(seed=1)
-    base = TrainConfig(epochs=30, batch_size=10, val_every=10, lr=3e-3, w_lc=10.0, selection="last")
+    base = TrainConfig(
+        epochs=30, batch_size=10, val_every=10, lr=3e-3, w_lc=10.0, selection="last",
+        w_b=1.0, w_spread=0.0, w_swap=0.0,
+    )  # fmt: skip
     ext = TrainConfig(**{**base.__dict__, "w_motion": 3.0})
     runs = [train_adapter(train, val, c, AdapterConfig(dim=16)) for c in (base, ext)]
     m_base, m_ext = (mean_losses(r.adapter, r.heads, train, ext)["l_motion"] for r in runs)
@@ -113,7 +116,7 @@ def test_motion_privacy_extension_lowers_normal_clip_retrieval(planted, mean_los
 def test_appearance_extensions_hide_the_video_of_static_and_normal_clips(planted) -> None:
     train, val = planted(seed=0), planted(seed=1)
     base = TrainConfig(epochs=30, batch_size=10, val_every=10, lr=3e-3, w_lc=1.0, w_b=0.0,
-                       selection="last")  # fmt: skip
+                       w_spread=0.0, w_swap=0.0, selection="last")  # fmt: skip
     spread = TrainConfig(**{**base.__dict__, "w_spread": 10.0})
     swap = TrainConfig(**{**base.__dict__, "w_swap": 10.0})
     runs = [train_adapter(train, val, c, AdapterConfig(dim=16)) for c in (base, spread, swap)]

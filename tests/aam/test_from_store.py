@@ -29,7 +29,7 @@ def test_train_writes_a_loadable_adapter_tied_to_its_store(raw_store, tmp_path):
     config = json.loads((tmp_path / "adapter" / "config.json").read_text())
     assert config["store"]["store_id"] == store.store_id
     assert config["store"]["encoder"]["weights_sha256"] == store.encoder["weights_sha256"]
-    assert config["losses"]["w_lc"] == 100.0
+    assert config["losses"]["w_lc"] == FAST.training.w_lc
     assert len(result.history) == 3  # epoch 0 (raw) + 2 validations
     loaded = load_adapter(tmp_path / "adapter", expect_encoder=store.encoder, expect_dim=32)
     assert loaded.adapter_config.dim == store.feature_dim

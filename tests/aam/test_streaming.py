@@ -110,9 +110,12 @@ def test_streamed_validation_matches_in_memory_validation(planted_store) -> None
 
 DRAWS = {"batch_size": 64, "draws": 4}
 
+# The reference objectives (w_B 1, no extensions): these tests are about how data reaches the
+# trainer, not about the recipe.
 FAST = TrainConfig(
-    epochs=4, batch_size=16, lr=3e-3, w_lc=1.0, val_every=2, head_warmup_epochs=1, seed=0
-)
+    epochs=4, batch_size=16, lr=3e-3, w_lc=1.0, w_b=1.0, w_spread=0.0, w_swap=0.0,
+    val_every=2, head_warmup_epochs=1, seed=0,
+)  # fmt: skip
 
 
 def test_streamed_training_learns_like_in_memory(planted_store, mean_losses, tmp_path):
