@@ -149,7 +149,8 @@ class SynthConfig:
     scale: str = "default"
     """One of SCALES: "default" (~6,300 videos), "small" (~1/5) or "tiny" (unit tests)."""
     seed: int = 0
-    """Root seed. Video i of split s is drawn from its own RNG seeded by (seed, s, i)."""
+    """Root seed. Video i of split s is drawn from its own RNG seeded by (seed, s, i), and by
+    the world too in worlds other than the default."""
     frame_size: int = 64
     """Frame width and height in pixels (even, 32..512); shapes scale with it."""
     fps: float = 25.0
@@ -168,8 +169,14 @@ class SynthConfig:
     """Override the scale's frames per trimmed video (>= 16)."""
     long_frames: int | None = None
     """Override the scale's frames per untrimmed / anomaly video (>= 48)."""
+    world: str = "default"
+    """World family (pipeline.data.synth.worlds): "default" is the original benchmark; the
+    others have their own actors, actions, attributes, scenes and camera motion."""
 
     def __post_init__(self) -> None:
+        from pipeline.data.synth.worlds import get_world  # the worlds import this module
+
+        get_world(self.world)
         if self.scale not in SCALES:
             raise ConfigError(f"synth scale {self.scale!r} is not one of {', '.join(SCALES)}")
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -195,6 +202,14 @@ class SynthConfig:
             raise ConfigError(f"trimmed_frames must be >= 16, got {self.trimmed_frames}")
         if self.long_frames is not None and self.long_frames < 48:
             raise ConfigError(f"long_frames must be >= 48, got {self.long_frames}")
+
+    @property
+    def generator_version(self) -> int:
+        """Version of the code that draws this config's world (GENERATOR_VERSION for the
+        default world): caches built from generated data should be keyed by it."""
+        from pipeline.data.synth.worlds import get_world
+
+        return get_world(self.world).version
 
     @property
     def scale_spec(self) -> ScaleSpec:

@@ -23,17 +23,13 @@ from pipeline.data.manifest import (
     read_manifest,
     write_manifest,
 )
-from pipeline.data.synth.config import (
-    ACTIONS,
-    ANOMALY_TYPES,
-    ATTRIBUTES,
-    DATASET_NAME,
-    SynthConfig,
-)
+from pipeline.data.synth.config import SynthConfig
 from pipeline.data.synth.encode import write_mp4
 from pipeline.data.synth.render import render_video
 from pipeline.data.synth.spec import VideoSpec, make_video_specs
+from pipeline.data.synth.worlds import get_world
 from pipeline.errors import ConfigError
+from pipeline.heap import large_buffers_in_heap
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +75,7 @@ class BenchmarkSummary:
             "format": SUMMARY_FORMAT,
             "status": "complete",
             "config": self.config.to_dict(),
-            "dataset": json.loads(dataset_info().to_json()),
+            "dataset": json.loads(dataset_info(self.config.world).to_json()),
             "manifest": MANIFEST_FILENAME,
             "manifest_sha256": self.manifest_sha256,
             "num_videos": self.num_videos,
@@ -91,16 +87,17 @@ class BenchmarkSummary:
         }
 
 
-def dataset_info() -> DatasetInfo:
-    """Class and attribute names of the synthetic benchmark (stored in the manifest)."""
+def dataset_info(world: str = "default") -> DatasetInfo:
+    """Class and attribute names of one world of the benchmark (stored in the manifest)."""
+    w = get_world(world)
     return DatasetInfo(
-        name=DATASET_NAME,
-        actions=ACTIONS,
+        name=w.dataset_name,
+        actions=w.actions,
         attributes={
             name: AttributeInfo(values=values, role=role)
-            for name, (values, role) in ATTRIBUTES.items()
+            for name, (values, role) in w.attributes.items()
         },
-        anomaly_types=ANOMALY_TYPES,
+        anomaly_types=w.anomaly_types,
     )
 
 
@@ -165,7 +162,7 @@ def generate_benchmark(
     sizes = _render_all(specs, out, config, workers, progress)
 
     rows = [s.manifest_row(video_relpath(s), config.fps) for s in specs]
-    manifest_path = write_manifest(out / MANIFEST_FILENAME, rows, dataset_info())
+    manifest_path = write_manifest(out / MANIFEST_FILENAME, rows, dataset_info(config.world))
     sha = read_manifest(manifest_path, check_files=False).sha256
     counts = Counter(s.split for s in specs)
     kinds = Counter(s.kind for s in specs)
@@ -270,14 +267,17 @@ def _render_chunk(
 ) -> list[tuple[int, int]]:
     """Worker: render and write some videos; returns (index, file size) pairs."""
     results = []
-    for i, spec in zip(indices, specs, strict=True):
-        video = render_video(spec, frame_size=config.frame_size)
-        size = write_mp4(
-            Path(out) / video_relpath(spec),
-            video.frames,
-            fps=config.fps,
-            crf=config.crf,
-            preset=config.preset,
-        )
-        results.append((i, size))
+    # A video's frames and the renderers' temporaries are MBs each: reused from the heap instead
+    # of page-faulted in again for every video (2.5x faster camera sampling, see pipeline.heap).
+    with large_buffers_in_heap():
+        for i, spec in zip(indices, specs, strict=True):
+            video = render_video(spec, frame_size=config.frame_size)
+            size = write_mp4(
+                Path(out) / video_relpath(spec),
+                video.frames,
+                fps=config.fps,
+                crf=config.crf,
+                preset=config.preset,
+            )
+            results.append((i, size))
     return results

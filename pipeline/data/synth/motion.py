@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.data.synth.config import ACTIONS, ANOMALY_TYPES
-from pipeline.data.synth.spec import VideoSpec
+
+if TYPE_CHECKING:  # spec.py imports the worlds, which import this module
+    from pipeline.data.synth.spec import VideoSpec
 
 # Actor height at scale 1, as a fraction of the frame size; log scale range of all videos.
 ACTOR_HEIGHT = 0.55

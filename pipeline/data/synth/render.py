@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.data.synth.motion import ACTOR_HEIGHT, Tracks, build_tracks
 from pipeline.data.synth.scenes import render_background
-from pipeline.data.synth.spec import VideoSpec
+from pipeline.data.synth.shapes import capsule as _capsule
+from pipeline.data.synth.shapes import round_box as _round_box
+from pipeline.data.synth.shapes import taper as _taper
+
+if TYPE_CHECKING:  # spec.py imports the worlds, which import this module
+    from pipeline.data.synth.spec import VideoSpec
 
 # Pose -> geometry. Static poses are drawn from the same ranges (see motion.py).
 ARM_CENTRE, ARM_AMPLITUDE = 1.35, 1.15  # radians from hanging down: 0.2 (down) .. 2.5 (raised)
@@ -110,11 +115,30 @@ def make_look(spec: VideoSpec, size: int, rng: np.random.Generator) -> Look:
 
 def render_video(spec: VideoSpec, frame_size: int = 64) -> RenderedVideo:
     """Render ``spec`` in memory: uint8 [T, frame_size, frame_size, 3] frames and its labels."""
-    seq = np.random.SeedSequence(spec.seed)
-    state_rng, look_rng, motion_rng = (np.random.default_rng(s) for s in seq.spawn(3))
+    from pipeline.data.synth.worlds import get_world  # the worlds import this module
+
+    return RenderedVideo(frames=get_world(spec.world).render(spec, frame_size), spec=spec)
+
+
+def default_tracks(spec: VideoSpec, frame_size: int = 64) -> Tracks:
+    """The default world's pose tracks of ``spec`` (the same RNG streams as its rendering)."""
+    state_rng, _, motion_rng = _streams(spec)
+    return build_tracks(spec, frame_size, state_rng, motion_rng)
+
+
+def render_default(spec: VideoSpec, frame_size: int = 64) -> np.ndarray:
+    """The default world's frames of ``spec``: uint8 [T, frame_size, frame_size, 3]."""
+    state_rng, look_rng, motion_rng = _streams(spec)
     tracks = build_tracks(spec, frame_size, state_rng, motion_rng)
     look = make_look(spec, frame_size, look_rng)
-    return RenderedVideo(frames=render_frames(tracks, look, frame_size), spec=spec)
+    return render_frames(tracks, look, frame_size)
+
+
+def _streams(spec: VideoSpec) -> tuple[np.random.Generator, ...]:
+    # Start state, appearance and motion draw from separate streams: a spec with another
+    # attribute or action renders the same jitter and the same start.
+    seq = np.random.SeedSequence(spec.seed)
+    return tuple(np.random.default_rng(s) for s in seq.spawn(3))
 
 
 def render_frames(tracks: Tracks, look: Look, size: int) -> np.ndarray:
@@ -219,27 +243,3 @@ def render_frames(tracks: Tracks, look: Look, size: int) -> np.ndarray:
     canvas = np.broadcast_to(np.rint(background).astype(np.uint8), (T, *background.shape)).copy()
     canvas[np.arange(T)[:, None, None], rows, cols] = np.rint(np.clip(img, 0.0, 255.0))
     return canvas[:, pad : pad + size]
-
-
-def _capsule(u, v, ax, ay, bx, by, r):
-    """Distance to a segment (a, b) of radius r; endpoints may be per-frame [T, 1, 1] arrays."""
-    bax, bay = bx - ax, by - ay
-    pax, pay = u - ax, v - ay
-    t = np.clip((pax * bax + pay * bay) / (bax * bax + bay * bay), 0.0, 1.0)
-    return np.hypot(pax - bax * t, pay - bay * t) - r
-
-
-def _taper(au, v, top, bottom, w_top, w_bottom):
-    """Distance (approximate outside the corners) to a trapezoid symmetric about u = 0."""
-    slope = (w_bottom - w_top) / (bottom - top)
-    t = np.clip((v - top) / (bottom - top), 0.0, 1.0)
-    side = (au - (w_top + (w_bottom - w_top) * t)) / math.sqrt(1.0 + slope * slope)
-    return np.maximum(side, np.maximum(top - v, v - bottom))
-
-
-def _round_box(au, v, centre_y, half_w, half_h, r):
-    """Distance to a rounded box centred on (0, centre_y)."""
-    qx = au - (half_w - r)
-    qy = np.abs(v - centre_y) - (half_h - r)
-    outside = np.hypot(np.maximum(qx, 0.0), np.maximum(qy, 0.0))
-    return outside + np.minimum(np.maximum(qx, qy), 0.0) - r

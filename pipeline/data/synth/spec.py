@@ -8,15 +8,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pipeline.data.synth.config import (
-    ACTIONS,
-    ANOMALY_TYPES,
-    ATTRIBUTE_NAMES,
-    ATTRIBUTES,
-    TRIMMED_SPLITS,
-    SynthConfig,
-    split_kind,
-)
+from pipeline.data.synth.config import TRIMMED_SPLITS, SynthConfig, split_kind
+from pipeline.data.synth.worlds import World, get_world
 from pipeline.errors import ConfigError
 
 # Stream ids mixed into a video's seed: the plan (labels, segments) and the picture (appearance,
@@ -50,36 +43,45 @@ class VideoSpec:
     action: int
     """Action class over the whole video (trimmed), -1 for untrimmed and anomaly videos."""
     attributes: tuple[int, ...]
-    """Attribute values, in ATTRIBUTE_NAMES order."""
+    """Attribute values, in the order of the world's attributes (ATTRIBUTE_NAMES by default)."""
     segments: tuple[Segment, ...] = ()
     """Action segments (untrimmed) or the abnormal event (anomaly); empty for trimmed videos."""
     anomalous: int = -1
     """1 / 0 for anomaly videos (has an abnormal event or not), -1 otherwise."""
     seed: tuple[int, ...] = (0,)
     """Entropy of the picture's RNG (appearance jitter, start state, speeds)."""
+    world: str = "default"
+    """The world family (pipeline.data.synth.worlds) whose vocabularies the labels index."""
+
+    @property
+    def world_def(self) -> World:
+        """The World this spec belongs to."""
+        return get_world(self.world)
 
     @property
     def attrs(self) -> dict[str, int]:
         """Attribute name -> value."""
-        return dict(zip(ATTRIBUTE_NAMES, self.attributes, strict=True))
+        return dict(zip(self.world_def.attribute_names, self.attributes, strict=True))
 
     def with_attributes(self, **values: int) -> VideoSpec:
         """A copy with some attributes changed (same seed: same jitter, pose and motion)."""
-        unknown = set(values) - set(ATTRIBUTE_NAMES)
+        table = self.world_def.attributes
+        unknown = set(values) - set(table)
         if unknown:
-            raise ConfigError(f"unknown attribute(s) {sorted(unknown)}")
+            raise ConfigError(f"unknown attribute(s) {sorted(unknown)} in world {self.world!r}")
         attrs = self.attrs | values
         for name, v in attrs.items():
-            if not 0 <= v < len(ATTRIBUTES[name][0]):
+            if not 0 <= v < len(table[name][0]):
                 raise ConfigError(f"attribute {name} value {v} out of range")
-        return replace(self, attributes=tuple(attrs[n] for n in ATTRIBUTE_NAMES))
+        return replace(self, attributes=tuple(attrs[n] for n in table))
 
     def with_action(self, action: int) -> VideoSpec:
         """A copy of a trimmed video spec with another action (same appearance and start)."""
         if self.kind != "trimmed":
             raise ConfigError("with_action applies to trimmed videos only")
-        if not 0 <= action < len(ACTIONS):
-            raise ConfigError(f"action {action} out of range 0..{len(ACTIONS) - 1}")
+        n = len(self.world_def.actions)
+        if not 0 <= action < n:
+            raise ConfigError(f"action {action} out of range 0..{n - 1}")
         return replace(self, action=action)
 
     def manifest_row(self, path: str, fps: float) -> dict[str, Any]:
@@ -105,18 +107,22 @@ def _split_code(split: str) -> int:
     return zlib.crc32(split.encode())
 
 
-def video_seed(seed: int, split: str, index: int, stream: int) -> tuple[int, ...]:
-    """Entropy of one stream of one video."""
-    return (seed, _split_code(split), index, stream)
+def video_seed(
+    seed: int, split: str, index: int, stream: int, world: str = "default"
+) -> tuple[int, ...]:
+    """Entropy of one stream of one video (the default world keeps its original seeds)."""
+    if world == "default":
+        return (seed, _split_code(split), index, stream)
+    return (seed, _split_code(world), _split_code(split), index, stream)
 
 
-def _action_offset(config: SynthConfig, split: str) -> int:
+def _action_offset(config: SynthConfig, split: str, num_actions: int) -> int:
     # Trimmed splits continue each other's action rotation: at the tiny scale the splits together
-    # hold every action; at larger scales (multiples of 10) every split is balanced anyway.
+    # hold every action; at larger scales every split is balanced anyway (to within one video).
     offset = 0
     for s in TRIMMED_SPLITS:
         if s == split:
-            return offset % len(ACTIONS)
+            return offset % num_actions
         offset += config.count(s)
     return 0
 
@@ -126,30 +132,33 @@ def make_video_spec(config: SynthConfig, split: str, index: int) -> VideoSpec:
     kind = split_kind(split)
     if not 0 <= index < config.count(split):
         raise ConfigError(f"video index {index} out of range for split {split!r}")
-    rng = np.random.default_rng(video_seed(config.seed, split, index, _PLAN_STREAM))
+    world = get_world(config.world)
+    n_actions, bias = len(world.actions), world.bias_attribute
+    rng = np.random.default_rng(video_seed(config.seed, split, index, _PLAN_STREAM, world.name))
     # Attributes are independent of each other and of the action, except in bias_* (below).
-    attrs = {name: int(rng.integers(len(ATTRIBUTES[name][0]))) for name in ATTRIBUTE_NAMES}
+    attrs = {name: int(rng.integers(len(values))) for name, (values, _) in world.attributes.items()}
     num_frames = config.num_frames(kind)
-    offset = _action_offset(config, split)
+    offset = _action_offset(config, split, n_actions)
     action, segments, anomalous = -1, (), -1
     if split == "bias_test":
-        # Every action with both genders equally often: pairs of videos share an action.
-        action = (offset + index // 2) % len(ACTIONS)
-        attrs["gender"] = index % 2
+        # Every action with both values of the bias attribute (gender in the default world)
+        # equally often: pairs of videos share an action.
+        action = (offset + index // 2) % n_actions
+        attrs[bias] = index % 2
     elif split == "bias_train":
-        # Actions 0-4 are only ever seen with gender 0, actions 5-9 with gender 1; the two halves
-        # alternate so that even a few videos hold both.
-        half = len(ACTIONS) // 2
+        # The first half of the actions is only ever seen with value 0, the second half with 1;
+        # the two halves alternate so that even a few videos hold both.
+        half = n_actions // 2
         action = (index % 2) * half + (offset + index // 2) % half
-        attrs["gender"] = index % 2
+        attrs[bias] = index % 2
     elif kind == "trimmed":
-        action = (offset + index) % len(ACTIONS)
+        action = (offset + index) % n_actions
     elif kind == "untrimmed":
-        segments = _plan_action_segments(rng, num_frames)
+        segments = _plan_action_segments(rng, num_frames, n_actions)
     else:
         anomalous = 1 if index % 2 == 0 else 0
         if anomalous:
-            label = (index // 2) % len(ANOMALY_TYPES)
+            label = (index // 2) % len(world.anomaly_types)
             segments = (_plan_anomaly(rng, num_frames, label),)
     return VideoSpec(
         video_id=f"{split}_{index:05d}",
@@ -158,10 +167,11 @@ def make_video_spec(config: SynthConfig, split: str, index: int) -> VideoSpec:
         kind=kind,
         num_frames=num_frames,
         action=action,
-        attributes=tuple(attrs[n] for n in ATTRIBUTE_NAMES),
+        attributes=tuple(attrs[n] for n in world.attributes),
         segments=segments,
         anomalous=anomalous,
-        seed=video_seed(config.seed, split, index, _RENDER_STREAM),
+        seed=video_seed(config.seed, split, index, _RENDER_STREAM, world.name),
+        world=world.name,
     )
 
 
@@ -187,14 +197,16 @@ def _place(rng: np.random.Generator, total: int, lengths: list[int], gap: int) -
     return starts
 
 
-def _plan_action_segments(rng: np.random.Generator, num_frames: int) -> tuple[Segment, ...]:
+def _plan_action_segments(
+    rng: np.random.Generator, num_frames: int, num_actions: int
+) -> tuple[Segment, ...]:
     """1-3 non-overlapping action segments (distinct actions) of ~1/6-1/3 of the video each."""
     lo = max(16, round(num_frames / 6))
     hi = max(lo, round(num_frames / 3))
     gap = 8
     count = int(rng.integers(1, 4))
     lengths = [int(v) for v in rng.integers(lo, hi + 1, size=count)]
-    labels = [int(a) for a in rng.choice(len(ACTIONS), size=count, replace=False)]
+    labels = [int(a) for a in rng.choice(num_actions, size=count, replace=False)]
     while len(lengths) > 1 and sum(lengths) + gap * (len(lengths) + 1) > num_frames:
         lengths.pop()
         labels.pop()
