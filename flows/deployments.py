@@ -1,4 +1,4 @@
-"""Serve the four `default` deployments: `python -m flows.deployments` (no work pool needed)."""
+"""Serve one `default` deployment per flow: `python -m flows.deployments` (no work pool needed)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def build_deployments() -> list[Any]:
 def serve_deployments(
     api_url: str | None = None, *, home: str | Path | None = None, limit: int | None = None
 ) -> None:
-    """Register the four deployments with the Prefect API and run their flow runs here, each in
+    """Register the deployments with the Prefect API and run their flow runs here, each in
     its own subprocess, until interrupted (Ctrl-C / SIGTERM). `limit`: concurrent runs at most.
 
     The API is `api_url`, else PREFECT_API_URL, else the local server started from `home`.

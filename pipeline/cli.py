@@ -56,11 +56,14 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same benchmark)")] = 0,
     scale: Annotated[str, typer.Option(help="tiny | small | default")] = "default",
     workers: Annotated[int, typer.Option(help="Rendering processes (0 = one per core)")] = 0,
+    world: Annotated[
+        str, typer.Option(help="World family: default | robots | critters | townsfolk")
+    ] = "default",
 ) -> None:
     """Generate the synthetic privacy-video benchmark (real H.264 mp4 files + manifest)."""
     from pipeline.data.synth import SynthConfig, generate_benchmark
 
-    config = SynthConfig(scale=scale, seed=seed, workers=workers or None)
+    config = SynthConfig(scale=scale, seed=seed, workers=workers or None, world=world)
     with progress_bar("rendering videos") as update:
         summary = generate_benchmark(out, config, progress=lambda d, t: update(d, t))
     _print_benchmark(summary)
@@ -263,6 +266,9 @@ def train(
     w_swap: Annotated[
         float | None, typer.Option(help="Appearance-swap invariance weight (extension) [preset]")
     ] = None,
+    w_class: Annotated[
+        float | None, typer.Option(help="Same-action swap invariance weight (extension) [preset]")
+    ] = None,
     device: Device = "cpu",
     seed: Annotated[int, typer.Option()] = 0,
     val_every: Annotated[int, typer.Option(help="Validate (and checkpoint) every N epochs")] = 2,
@@ -298,6 +304,7 @@ def train(
         "w_motion": w_motion,
         "w_spread": w_spread,
         "w_swap": w_swap,
+        "w_class": w_class,
         "device": device,
         "seed": seed,
         "val_every": val_every,
@@ -371,7 +378,7 @@ def tune(
         float, typer.Option(help="Val top-1 a trial may lose vs raw features, in points")
     ] = 1.0,
     privacy: Annotated[
-        str, typer.Option(help="auto | attacker (privacy split) | proxy (label-free, val)")
+        str, typer.Option(help="auto | attacker (within privacy_train) | proxy (label-free, val)")
     ] = "auto",
     max_epochs: Annotated[
         int | None, typer.Option(help="Cap every trial's epochs (a quick first look)")
@@ -392,6 +399,7 @@ def tune(
     from pipeline.aam.streaming import parse_bytes
     from pipeline.aam.tune import TuneConfig
     from pipeline.aam.tune import tune as run_tune
+    from pipeline.aam.tune.space import SEARCHED_WEIGHTS
 
     config = TuneConfig(
         trials=trials,
@@ -414,7 +422,8 @@ def tune(
             notify=lambda message: console.print(message, highlight=False, soft_wrap=True),
         )
     table = Table(title=f"trials by privacy ({result.privacy_source}; lower is better)")
-    for column in ("trial", "arch", "epochs", "w_lc", "w_b", "w_spread", "w_swap", "w_motion"):
+    weights = SEARCHED_WEIGHTS
+    for column in ("trial", "arch", "epochs", *weights):
         table.add_column(column)
     table.add_column("val top-1", justify="right")
     table.add_column("privacy", justify="right")
@@ -423,7 +432,10 @@ def tune(
         return "-" if value is None else f"{value:.3f}"
 
     table.add_row(
-        "raw features", *[""] * 7, cell(result.raw["utility"]), cell(result.raw["privacy"])
+        "raw features",
+        *[""] * (2 + len(weights)),
+        cell(result.raw["utility"]),
+        cell(result.raw["privacy"]),
     )
     for r in result.trials:
         p = r["params"]
@@ -432,7 +444,7 @@ def tune(
             r["trial_id"] + mark,
             p["arch"],
             str(p["epochs"]),
-            *(f"{p[k]:g}" for k in ("w_lc", "w_b", "w_spread", "w_swap", "w_motion")),
+            *(f"{p[k]:g}" for k in weights),
             cell(r["utility"]),
             cell(r["privacy"]),
         )
@@ -742,6 +754,10 @@ def demo(
     scale: Annotated[str, typer.Option(help="tiny | small | default")] = "default",
     seed: Annotated[int, typer.Option()] = 0,
     fast_probes: Annotated[bool, typer.Option(help="Smaller probe budgets")] = False,
+    heldout_world: Annotated[
+        str,
+        typer.Option(help="World neither the encoder nor the recipe was chosen on; none = skip"),
+    ] = "townsfolk",
 ) -> None:
     """Run the whole pipeline on the embedded default and print the privacy-utility table."""
     from contextlib import ExitStack
@@ -763,11 +779,21 @@ def demo(
 
         result = run_demo(
             workdir,
-            DemoConfig(scale=scale, seed=seed, fast_probes=fast_probes),
+            DemoConfig(
+                scale=scale,
+                seed=seed,
+                fast_probes=fast_probes,
+                heldout_world=None if heldout_world == "none" else heldout_world,
+                heldout_scale="tiny" if scale == "tiny" else "small",
+            ),
             reporter=lambda stage, message: console.print(f"[bold]{stage}[/bold]: {message}"),
             progress_for=progress_for,
         )
     console.print(result.table)
+    if result.heldout_table is not None:
+        console.print(f"held-out world {heldout_world} (not seen by the encoder's build or the "
+                      "recipe's choice; the default adapters, no re-tuning):")  # fmt: skip
+        console.print(result.heldout_table)
     total = sum(result.seconds.values())
     console.print(f"stage times (s): {result.seconds}, total {total:.0f} s")
     console.print(f"report: {result.report_dir}/report.md")

@@ -39,7 +39,10 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
-OBJECTIVE = "w_lc * L_LC + w_t * L_T - w_b * L_B - w_motion * L_M + w_spread * L_S + w_swap * L_W"
+OBJECTIVE = (
+    "w_lc * L_LC + w_t * L_T - w_b * L_B - w_motion * L_M + w_spread * L_S + w_swap * L_W"
+    " + w_class * L_C"
+)
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ def save_adapter(
             "motion_privacy": "nt_xent on two normal clips per video (maximised)",
             "static_spread": "spread of adapted static clips / raw spread (minimised)",
             "swap_invariance": "|a(z) - a(z + s_k - s_i)|^2 / |s_k - s_i|^2 (minimised)",
+            "same_action_swap": "|a(z) - a(z + m_k - m_i)|^2 / |m_k - m_i|^2, k of i's action "
+            "(minimised)",
             "latent_consistency": "mse",
             "task": "cross_entropy",
             "temperature": training.get("temperature"),

@@ -1,7 +1,7 @@
 """The adapter's objectives: NT-Xent privacy, latent consistency, task cross-entropy, our
 appearance-removal extensions, and their sum.
 
-    L = w_lc * L_LC + w_t * L_T - w_b * L_B - w_motion * L_M + w_spread * L_S + w_swap * L_W
+    L = w_lc L_LC + w_t L_T - w_b L_B - w_motion L_M + w_spread L_S + w_swap L_W + w_class L_C
 
 L_B (reference method): NT-Xent between the adapter outputs of two different STATIC clips of each
 video in the batch; the adapter maximises it, i.e. it learns to make two frames of the same person
@@ -27,6 +27,16 @@ information): attribute values shared by a quarter of the batch survive it (FIND
   point as z_i; relative to |s_k - s_i|^2. An adapter that ignores the directions along which
   static clips vary satisfies it. Minimised. It is the term that reaches the normal clips a store
   hands out, which the static-clip terms barely touch (FINDINGS #12).
+
+L_C (our extension, off by default; uses the seen task's labels, never private ones): same-action
+swap invariance on NORMAL clips, in their own space. L_W estimates appearance from static clips,
+which a non-linear encoder represents differently from the same appearance in motion. Two videos
+of the same action differ mostly by who is in them and where, so m_k - m_i, with m a video's mean
+normal clip and k another video of i's action in the batch, is an appearance difference as the
+encoder sees it in motion: z_i and z_i + m_k - m_i must adapt to the same point (swap_invariance).
+Invariance, not shrinkage: an adapter that merely scales within-action differences down keeps
+them readable to an attacker that standardises its features; one that ignores them does not.
+Minimised.
 """
 
 from __future__ import annotations
@@ -68,6 +78,19 @@ def relative_spread(adapted: Tensor, raw: Tensor) -> Tensor:
     return spread / reference.clamp_min(1e-12)
 
 
+def same_label_partner(labels: Tensor) -> Tensor:
+    """[N] index of another row with the same label: the next one in row order within each label
+    (cyclically); a row whose label occurs once is its own partner."""
+    rows_by_label: dict[int, list[int]] = {}
+    for row, label in enumerate(labels.tolist()):
+        rows_by_label.setdefault(label, []).append(row)
+    partner = list(range(labels.shape[0]))
+    for rows in rows_by_label.values():
+        for row, other in zip(rows, rows[1:] + rows[:1], strict=True):
+            partner[row] = other
+    return torch.tensor(partner, dtype=torch.int64, device=labels.device)
+
+
 def swap_invariance(adapted: Tensor, adapted_swapped: Tensor, delta: Tensor) -> Tensor:
     """Mean squared distance between adapt(z) and adapt(z + delta), relative to mean |delta|^2."""
     moved = (adapted - adapted_swapped).square().sum(1).mean()
@@ -95,6 +118,8 @@ class LossWeights:
     """Static-clip spread (our extension), minimised; 0 = reference method."""
     w_swap: float = 0.0
     """Appearance-swap invariance on normal clips (our extension), minimised; 0 = reference."""
+    w_class: float = 0.0
+    """Same-action swap invariance of normal clips (our extension), minimised; 0 = reference."""
 
 
 LOSS_WEIGHTS: tuple[str, ...] = tuple(f.name for f in fields(LossWeights))
@@ -110,13 +135,16 @@ def combined_objective(
     l_motion: Tensor | None = None,
     l_spread: Tensor | None = None,
     l_swap: Tensor | None = None,
+    l_class: Tensor | None = None,
 ) -> Tensor:
-    """L = w_lc L_LC + w_t L_T - w_b L_B - w_motion L_M + w_spread L_S + w_swap L_W (minimised)."""
+    """L = w_lc L_LC + w_t L_T - w_b L_B - w_motion L_M + w_spread L_S + w_swap L_W
+    + w_class L_C (minimised)."""
     total = weights.w_lc * l_lc + weights.w_t * l_t - weights.w_b * l_b
     for weight, term, name, sign in (
         (weights.w_motion, l_motion, "w_motion", -1.0),
         (weights.w_spread, l_spread, "w_spread", 1.0),
         (weights.w_swap, l_swap, "w_swap", 1.0),
+        (weights.w_class, l_class, "w_class", 1.0),
     ):
         if weight:
             if term is None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PRIVACY_WEIGHTS: tuple[str, ...] = ("w_b", "w_motion", "w_spread", "w_swap")
+PRIVACY_WEIGHTS: tuple[str, ...] = ("w_b", "w_motion", "w_spread", "w_swap", "w_class")
 """Loss weights that remove private information; with all of them at 0 nothing does."""
 
 ADAPTER_FIELDS: tuple[str, ...] = ("arch", "width", "depth", "heads")
@@ -79,6 +79,7 @@ PRESETS: dict[str, TrainPreset] = {
                 "w_motion": 0.0,
                 "w_spread": 0.0,
                 "w_swap": 0.0,
+                "w_class": 0.0,
             },
         ),
     )

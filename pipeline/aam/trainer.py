@@ -32,6 +32,7 @@ from pipeline.aam.losses import (
     latent_consistency,
     nt_xent,
     relative_spread,
+    same_label_partner,
     swap_invariance,
 )
 from pipeline.aam.metrics import retrieval_chance, same_video_retrieval
@@ -75,6 +76,9 @@ class TrainConfig:
     relative to the raw ones' spread; 0 = reference method (pipeline.aam.losses)."""
     w_swap: float = 10.0
     """Weight of the appearance-swap invariance extension on normal clips (minimised); 0 =
+    reference method (pipeline.aam.losses)."""
+    w_class: float = 0.0
+    """Weight of the same-action swap invariance extension on normal clips (minimised); 0 =
     reference method (pipeline.aam.losses)."""
     temperature: float = 0.1
     """NT-Xent temperature (both privacy terms)."""
@@ -283,8 +287,8 @@ def compute_losses(
 ) -> dict[str, Tensor]:
     """The loss terms and the total for one step (``data`` on the adapter's device).
 
-    Keys: l_lc, l_t, l_b, l_motion, l_spread, l_swap (the last three 0 when their weight is 0),
-    total.
+    Keys: l_lc, l_t, l_b, l_motion, l_spread, l_swap, l_class (the extensions 0 when their weight
+    is 0), total.
     """
     dev = data.clip_features.device
     v = sample.videos.to(dev)
@@ -329,6 +333,22 @@ def compute_losses(
         out["l_swap"] = swap_invariance(z_a, swapped, delta)
     else:
         out["l_swap"] = zero
+    if config.w_class:
+        # Another video of the same action: their mean normal clips differ by appearance (and
+        # where the actor is), as the encoder sees it in motion. Lone actions sit out.
+        partner = same_label_partner(data.actions[v])
+        paired = partner != torch.arange(len(partner), device=dev)
+        means = data.clip_features[v].mean(1)
+        delta = means[partner] - means
+        if adapter.per_clip:
+            swapped = adapter(z + delta)
+        else:
+            swapped = adapter(data.clip_features[v] + delta[:, None])[rows[:, 0], clip_pair[:, 0]]
+        out["l_class"] = (
+            swap_invariance(z_a[paired], swapped[paired], delta[paired]) if paired.any() else zero
+        )
+    else:
+        out["l_class"] = zero
     out["total"] = combined_objective(config.weights, **out)
     return out
 
@@ -497,7 +517,7 @@ def train_adapter(
         def record_validation(epoch: int, step: int, train_losses: dict[str, float] | None):
             record: dict[str, Any] = {"epoch": epoch, "step": step}
             record.update(_validate(adapter, heads, va))
-            keys = ("total", "l_lc", "l_t", "l_b", "l_motion", "l_spread", "l_swap")
+            keys = ("total", "l_lc", "l_t", "l_b", "l_motion", "l_spread", "l_swap", "l_class")
             record.update({f"train_{k}": (train_losses or {}).get(k) for k in keys})
             record["seconds"] = time.perf_counter() - started
             history.append(record)

@@ -48,6 +48,12 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         "raw store -> trained Anonymizing Adapter Module",
     ),
     DeploymentSpec(
+        "tune-aam",
+        "flows/tune_aam.py:tune_aam_flow",
+        "raw store -> a search over the adapter's loss weights; the most private adapter within "
+        "the utility tolerance",
+    ),
+    DeploymentSpec(
         "sanitize-store",
         "flows/sanitize_store.py:sanitize_store",
         "raw store + adapter -> sanitized store (dask scale-out)",

@@ -13,6 +13,7 @@ from pipeline.aam.losses import (
     latent_consistency,
     nt_xent,
     relative_spread,
+    same_label_partner,
     swap_invariance,
     task_cross_entropy,
 )
@@ -141,3 +142,21 @@ def test_combined_objective_adds_the_minimised_extensions() -> None:
         terms.pop(missing)
         with pytest.raises(ValueError, match="w_s"):
             combined_objective(w, l_lc=l_lc, l_t=l_t, l_b=l_b, **terms)
+
+
+def test_same_label_partner_pairs_rows_of_one_label_and_leaves_lone_rows_alone() -> None:
+    labels = torch.tensor([3, 1, 3, 2, 1, 3])
+    partner = same_label_partner(labels)
+    assert partner.tolist() == [2, 4, 5, 3, 1, 0]  # 3: 0 -> 2 -> 5 -> 0; 1: 1 <-> 4; 2 alone
+    for row, other in enumerate(partner.tolist()):
+        assert labels[other] == labels[row]
+    assert sorted(partner.tolist()) == list(range(6))  # a permutation: everyone lends once
+
+
+def test_combined_objective_adds_the_within_class_term() -> None:
+    zero = torch.tensor(0.0)
+    w = LossWeights(w_lc=0.0, w_t=0.0, w_b=0.0, w_class=3.0)
+    got = combined_objective(w, l_lc=zero, l_t=zero, l_b=zero, l_class=torch.tensor(0.5))
+    assert float(got) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="w_class"):
+        combined_objective(w, l_lc=zero, l_t=zero, l_b=zero)

@@ -39,7 +39,8 @@ def test_the_reference_preset_is_the_papers_objective() -> None:
     config = preset_config("reference")
     weights = {name: getattr(config.training, name) for name in LOSS_WEIGHTS}
     assert weights == {
-        "w_lc": 100.0, "w_t": 1.0, "w_b": 1.0, "w_motion": 0.0, "w_spread": 0.0, "w_swap": 0.0
+        "w_lc": 100.0, "w_t": 1.0, "w_b": 1.0, "w_motion": 0.0, "w_spread": 0.0, "w_swap": 0.0,
+        "w_class": 0.0,
     }  # fmt: skip
     assert (config.arch, config.depth, config.heads) == ("attention", 3, 8)
     assert (config.training.epochs, config.training.lr) == (100, 1e-4)

@@ -1,4 +1,4 @@
-"""The four deployments end to end, as users run them: a real server, `python -m
+"""Every deployment end to end, as users run them: a real server, `python -m
 flows.deployments` serving, and `prefect deployment run FLOW/default --param ...` per stage."""
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def run_deployment(served: dict, name: str, params: dict, timeout: float = 180) 
     return seconds
 
 
-def test_four_deployments_run_the_pipeline(served, tiny_benchmark, tiny_encoder_dir, tmp_path):
+def test_every_deployment_runs_the_pipeline(served, tiny_benchmark, tiny_encoder_dir, tmp_path):
     raw, adapter = tmp_path / "raw.zarr", tmp_path / "adapter"
     sanitized, report = tmp_path / "sanitized.zarr", tmp_path / "report"
     seconds = {}
@@ -143,6 +143,19 @@ def test_four_deployments_run_the_pipeline(served, tiny_benchmark, tiny_encoder_
         served, "train-aam/default", {"input": str(raw), "output": str(adapter), "epochs": 2}
     )
     assert (adapter / "model.safetensors").is_file()
+
+    seconds["tune"] = run_deployment(
+        served,
+        "tune-aam/default",
+        {
+            "input": str(raw),
+            "output": str(tmp_path / "tuned"),
+            "trials": 1,
+            "max_epochs": 1,
+            "workers": 1,
+        },
+    )
+    assert (tmp_path / "tuned" / "chosen" / "model.safetensors").is_file()
 
     seconds["sanitize"] = run_deployment(
         served,

@@ -1,4 +1,4 @@
-"""prefect.yaml and the served deployments declare the same four flows; parameters mirror CLI."""
+"""prefect.yaml and the served deployments declare the same flows; parameters mirror CLI."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 CLI_COMMAND = {
     "extract-features": "extract",
     "train-aam": "train",
+    "tune-aam": "tune",
     "sanitize-store": "sanitize",
     "evaluate-probes": "evaluate",
 }
