@@ -70,16 +70,17 @@ def synth(
 
 
 def _print_benchmark(summary: Any) -> None:
-    data = summary.to_json() if hasattr(summary, "to_json") else dict(vars(summary))
-    table = Table(title=f"synthetic benchmark: {data.get('out_dir', '')}")
+    table = Table(title=f"synthetic benchmark ({summary.config.world} world): {summary.out_dir}")
     table.add_column("split")
     table.add_column("videos", justify="right")
-    for split, count in (data.get("videos_per_split") or {}).items():
+    for split, count in summary.counts.items():
         table.add_row(split, str(count))
     console.print(table)
-    for key in ("total_videos", "bytes", "seconds"):
-        if key in data:
-            console.print(f"{key}: {data[key]}")
+    console.print(
+        f"{summary.num_videos} videos, {summary.bytes_on_disk / 1e6:.1f} MB, "
+        f"{summary.seconds:.1f} s",
+        highlight=False,
+    )
 
 
 @manifest_app.command("import")

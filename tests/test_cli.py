@@ -68,3 +68,21 @@ def test_validate_fails_on_a_broken_store(raw_store, tmp_path, run_cli):
     del group["static_frame"]
     code, _, err = run_cli("validate", broken)
     assert code == 1 and "static_frame" in err
+
+
+def test_synth_writes_a_world_and_reports_its_splits(tmp_path, run_cli):
+    from pipeline.data.manifest import read_manifest
+    from pipeline.data.synth import SCALES
+
+    out = tmp_path / "robots"
+    code, _, err = run_cli("synth", "--out", out, "--scale", "tiny", "--world", "robots")
+    assert code == 0, err
+    counts = SCALES["tiny"].counts
+    assert f"{sum(counts.values())} videos" in err
+    assert all(f"│ {split}" in err for split in counts)
+    manifest = read_manifest(out / "manifest.parquet")
+    assert manifest.info.name == "anon-synth-robots" and len(manifest) == sum(counts.values())
+
+    code, _, err = run_cli("synth", "--out", tmp_path / "nowhere", "--world", "mars")
+    assert code == 1 and "unknown synth world 'mars'" in err and "Traceback" not in err
+    assert not (tmp_path / "nowhere").exists()

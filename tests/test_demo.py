@@ -26,17 +26,29 @@ def test_demo_runs_every_stage_and_reports(tmp_path, tiny_encoder_dir):
         fast_probes=True,
         sanitize_workers=1,
         workers=2,  # adapters trained and methods evaluated in worker processes
+        heldout_scale="tiny",
     )
     stages: list[str] = []
     result = run_demo(
         tmp_path, config, encoder=str(tiny_encoder_dir),
         reporter=lambda stage, message: stages.append(stage),
     )  # fmt: skip
-    assert stages == ["synth", "encoder", "extract", "train+sanitize", "evaluate"]
+    heldout_stages = ["heldout synth", "heldout extract", "heldout train", "heldout evaluate"]
+    assert stages == ["synth", "encoder", "extract", "train+sanitize", "evaluate", *heldout_stages]
     report = json.loads((Path(result.report_dir) / "report.json").read_text())
     assert set(report["summary"]) == {"raw", "aam", "leace", *ABLATIONS}
     assert report["methods"]["aam"]["notes"]["feature_sets"] == 3
-    assert "| raw" in result.table or "raw" in result.table
+    assert result.table.count("\n| raw |") == 1 and "\n| aam |" in result.table
+    # the held-out world: its own data set, judged on action and privacy, raw vs the adapters
+    heldout = json.loads((Path(result.heldout_report_dir) / "report.json").read_text())
+    assert set(heldout["summary"]) == {"raw", "aam"}
+    from pipeline.data.synth.worlds import get_world
+
+    world = get_world(config.heldout_world)
+    assert tuple(heldout["dataset"]["actions"]) == world.actions
+    assert set(heldout["dataset"]["attributes"]) == set(world.attributes)
+    assert heldout["methods"]["aam"]["notes"]["feature_sets"] == 3
+    assert result.heldout_table is not None and "\n| aam |" in result.heldout_table
     # one adapter per seed and ablation; only the first seed is written as a sanitized store,
     # the others are applied in memory by the same kernel
     assert len(list((tmp_path / "adapters").iterdir())) == 3 + len(ABLATIONS)
@@ -59,7 +71,9 @@ def test_demo_runs_every_stage_and_reports(tmp_path, tiny_encoder_dir):
     with torch.no_grad():
         model.embeddings.patch_embeddings.projection.weight.mul_(1.5)
     model.save_pretrained(tmp_path / "other-encoder")
-    quick = dataclasses.replace(config, adapter_seeds=(0,), ablations=False, baselines=())
+    quick = dataclasses.replace(
+        config, adapter_seeds=(0,), ablations=False, baselines=(), heldout_world=None
+    )
     run_demo(tmp_path, quick, encoder=str(tmp_path / "other-encoder"))
     assert _encoder_sha(tmp_path / "raw.zarr") == weights_sha256(tmp_path / "other-encoder")
     assert _encoder_sha(tmp_path / "raw.zarr") != weights_sha256(tiny_encoder_dir)

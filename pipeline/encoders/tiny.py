@@ -73,7 +73,7 @@ TINY_NAME = "tiny"
 CACHE_ENV = "ANON_STORE_CACHE"
 DEFAULT_CACHE = "~/.cache/anon-store"
 
-APPEARANCE_OBJECTIVES = ("none", "histogram", "thumbnail", "attributes")
+APPEARANCE_OBJECTIVES = ("none", "histogram", "generic", "thumbnail", "attributes")
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total) with stage "generate", "decode" or "train"."""
 
@@ -131,6 +131,10 @@ class TinyEncoderConfig:
     pretrain_seeds: tuple[int, ...] = (0, 1, 2)
     """Synthetic benchmark seeds whose `pretrain` split tiny_encoder_path generates and trains
     on (1,500 videos each at the default scale): more distinct videos, less overfitting."""
+    pretrain_worlds: tuple[str, ...] = ("default",)
+    """Synthetic worlds (pipeline.data.synth.worlds) whose `pretrain` splits are generated, one
+    per (world, seed); each world's actions get their own classes. A world used here is not a
+    held-out world any more."""
     threads: int | None = None
     """torch threads while training; None keeps the current setting. On a busy machine 1 thread
     wastes far less CPU than 2 spinning ones."""
@@ -147,6 +151,12 @@ class TinyEncoderConfig:
     histogram_power: float = 0.25
     """The "histogram" objective regresses frequencies ** power: below 1 it lifts the small
     colour regions (a hat, a face: under 1% of the pixels) towards the scene's large ones."""
+    texture_bins: int = 3
+    """Bins per colour channel of the "generic" objective's colour x edge-orientation
+    histograms (texture_bins**3 colours x 5 edge states, at full and half resolution)."""
+    texture_weight: float = 1.0
+    """Weight of the "generic" objective's texture term (its colour term has
+    appearance_weight); relative to the action cross-entropy."""
 
     def __post_init__(self) -> None:
         for name in ("image_size", "num_frames", "patch_size", "tubelet_size", "hidden_size",
@@ -166,6 +176,8 @@ class TinyEncoderConfig:
                 or not 0 < self.histogram_power <= 1):  # fmt: skip
             raise ConfigError("tiny encoder: appearance_weight >= 0, thumbnail_size >= 1, "
                               "histogram_bins >= 1 and 0 < histogram_power <= 1")  # fmt: skip
+        if self.texture_bins < 1 or self.texture_weight < 0:
+            raise ConfigError("tiny encoder: texture_bins must be >= 1, texture_weight >= 0")
         if not self.max_seconds > 0 or self.lr <= 0:
             raise ConfigError("tiny encoder: max_seconds and lr must be positive")
 
@@ -189,7 +201,7 @@ class TinyBuildReport:
     final_accuracy: float
     """Training accuracy (augmented clips), mean over the last 10% of steps."""
     final_appearance_loss: float
-    """Appearance objective (unweighted), mean over the last 10% of steps (0 when "none")."""
+    """Appearance objectives (weighted), mean over the last 10% of steps (0 when "none")."""
     heldout_accuracy: float | None
     """Top-1 on held-out pretrain videos (eval_clips clips each), None if none were held out."""
     train_videos: int
@@ -235,17 +247,16 @@ def build_tiny_encoder(
         else list(pretrain_manifest_path)
     )
     manifests = [read_manifest(src).select("pretrain") for src in sources]
-    actions = manifests[0].info.actions
-    if not actions or any(m.info.actions != actions for m in manifests):
-        raise ConfigError("pretrain manifests must name the same, non-empty, action classes")
+    actions, offsets, flips, reverses = _label_space(manifests, config)
     person = _person_attributes(manifests[0].info) if config.appearance == "attributes" else {}
     if config.appearance == "attributes" and not person:
         raise ConfigError("the attributes objective needs person attributes in the manifest")
     videos: list[torch.Tensor] = []
     label_parts, skipped = [], 0
-    for src, manifest in zip(sources, manifests, strict=True):
+    for src, manifest, offset in zip(sources, manifests, offsets, strict=True):
         labels = manifest.table.column("action").to_numpy()
         v, y, k = _decode_all(manifest, np.flatnonzero(labels >= 0), list(person), config, progress)
+        y[:, 0] += offset
         videos += v
         label_parts.append(y)
         skipped += k
@@ -259,9 +270,10 @@ def build_tiny_encoder(
     held, train = order[:n_held], order[n_held:]
 
     with torch_threads(config.threads):
-        model, stats, held_acc, flips, reverses = _fit(
-            videos, video_labels, held, train, actions, person, config, rng, progress, device
-        )
+        model, stats, held_acc = _fit(
+            videos, video_labels, held, train, (actions, flips, reverses), person, config, rng,
+            progress, device,
+        )  # fmt: skip
         used_threads = torch.get_num_threads()
     tail = max(1, stats["steps"] // 10)
     report = TinyBuildReport(
@@ -286,6 +298,7 @@ def build_tiny_encoder(
         "report": asdict(report),
         "dataset": {
             "name": manifests[0].info.name,
+            "names": sorted({m.info.name for m in manifests}),
             "pretrain_manifest_sha256": [m.sha256 for m in manifests],
             "actions": list(actions),
         },
@@ -302,19 +315,49 @@ def build_tiny_encoder(
     return report
 
 
+def _label_space(
+    manifests: Sequence[Any], config: TinyEncoderConfig
+) -> tuple[tuple[str, ...], list[int], np.ndarray, np.ndarray]:
+    """(class names, label offset per manifest, flip map, time-reversal map) of the pretrain
+    manifests. Manifests naming the same actions share them; several data sets (worlds) with
+    their own actions get one class per (data set, action), named "dataset/action", and each
+    augmentation map is derived from a data set's own action names."""
+    by_dataset: dict[str, tuple[str, ...]] = {}
+    for m in manifests:
+        if not m.info.actions:
+            raise ConfigError(f"pretrain manifest of {m.info.name!r} names no action classes")
+        if by_dataset.setdefault(m.info.name, m.info.actions) != m.info.actions:
+            raise ConfigError(f"pretrain manifests of {m.info.name!r} name different actions")
+    groups = list(by_dataset.items())
+    if len({a for _, a in groups}) == 1:  # one action set: plain names (as before worlds)
+        groups = [("", groups[0][1])]
+    names: list[str] = []
+    flips, reverses, start = [], [], {}
+    for dataset, actions in groups:
+        start[dataset] = len(names)
+        names += [f"{dataset}/{a}" if dataset else a for a in actions]
+        f = augment.flip_map(actions) if config.flip else np.full(len(actions), -1)
+        r = augment.reverse_map(actions) if config.time_reverse else np.full(len(actions), -1)
+        flips.append(np.where(f >= 0, f + start[dataset], -1))
+        reverses.append(np.where(r >= 0, r + start[dataset], -1))
+    offsets = [start.get(m.info.name, 0) for m in manifests]
+    return tuple(names), offsets, np.concatenate(flips), np.concatenate(reverses)
+
+
 def _fit(
     videos: list[torch.Tensor],
     video_labels: np.ndarray,
     held: np.ndarray,
     train: np.ndarray,
-    actions: tuple[str, ...],
+    label_space: tuple[tuple[str, ...], np.ndarray, np.ndarray],
     person: dict[str, int],
     config: TinyEncoderConfig,
     rng: np.random.Generator,
     progress: Progress | None,
     device: str = "cpu",
-) -> tuple[torch.nn.Module, dict[str, Any], float | None, np.ndarray, np.ndarray]:
-    """Initialise, train and evaluate; returns (model, train stats, held-out acc, maps)."""
+) -> tuple[torch.nn.Module, dict[str, Any], float | None]:
+    """Initialise, train and evaluate; returns (model, train stats, held-out accuracy)."""
+    actions, flips, reverses = label_space
     torch.manual_seed(config.seed)
     model = _new_model(config)
     if config.motion_filters:
@@ -324,8 +367,6 @@ def _fit(
         colour_blob_init(model.embeddings.patch_embeddings.projection, config.colour_filters,
                          first=config.motion_filters)  # fmt: skip
     heads = _Heads(config, len(actions), person)
-    flips = augment.flip_map(actions) if config.flip else np.full(len(actions), -1)
-    reverses = augment.reverse_map(actions) if config.time_reverse else np.full(len(actions), -1)
     model.to(device)
     heads.to(device)
     # Each step's activations and gradients are tens of MB: reused from the heap instead of
@@ -335,7 +376,7 @@ def _fit(
                        progress, device)  # fmt: skip
         held_acc = _evaluate(model, heads.action, [videos[i] for i in held],
                              video_labels[held, 0], config, device)  # fmt: skip
-    return model.cpu(), stats, held_acc, flips, reverses
+    return model.cpu(), stats, held_acc
 
 
 def _person_attributes(info: Any) -> dict[str, int]:
@@ -359,7 +400,12 @@ class _Heads(torch.nn.Module):
         )
         self.histogram = (
             torch.nn.Linear(d, config.histogram_bins**3)
-            if config.appearance == "histogram"
+            if config.appearance in ("histogram", "generic")
+            else None
+        )
+        self.texture = (
+            torch.nn.Linear(d, texture_size(config.texture_bins))
+            if config.appearance == "generic"
             else None
         )
         self.attributes = torch.nn.ModuleList(torch.nn.Linear(d, n) for n in person.values())
@@ -367,16 +413,21 @@ class _Heads(torch.nn.Module):
     def losses(
         self, pooled: torch.Tensor, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(action logits, action loss, appearance loss) for pixel batch x [B, T, C, H, W]."""
+        """(action logits, action loss, weighted appearance loss) for pixels x [B, T, C, H, W]."""
         logits = self.action(pooled)
         action_loss = F.cross_entropy(logits, y[:, 0])
         appearance = pooled.new_zeros(())
+        texture = pooled.new_zeros(())
         if self.histogram is not None:
             target = colour_histogram(x, self.config.histogram_bins)
             # Summed over the bins on compressed frequencies, so a person's few hundred pixels
             # of a colour weigh against the scene's thousands (power 0.5: squared Hellinger).
             target = target.pow(self.config.histogram_power)
             appearance = (self.histogram(pooled) - target).square().sum(1).mean()
+        if self.texture is not None:
+            target = texture_histogram(x, self.config.texture_bins)
+            target = target.pow(self.config.histogram_power)
+            texture = (self.texture(pooled) - target).square().sum(1).mean()
         elif self.thumbnail is not None:
             s = self.config.thumbnail_size
             middle = x[:, x.shape[1] // 2]
@@ -389,7 +440,8 @@ class _Heads(torch.nn.Module):
                 if bool((y[:, k + 1] >= 0).any())
             ]
             appearance = torch.stack(parts).mean() if parts else appearance
-        return logits, action_loss, appearance
+        weighted = self.config.appearance_weight * appearance + self.config.texture_weight * texture
+        return logits, action_loss, weighted
 
 
 def colour_histogram(pixels: torch.Tensor, bins: int) -> torch.Tensor:
@@ -403,6 +455,53 @@ def colour_histogram(pixels: torch.Tensor, bins: int) -> torch.Tensor:
     counts = torch.zeros(flat.shape[0], bins**3, device=pixels.device, dtype=pixels.dtype)
     counts.scatter_add_(1, flat, torch.ones_like(flat, dtype=pixels.dtype))
     return counts / flat.shape[1]
+
+
+EDGE_STATES = 5
+"""Per pixel: flat, or an edge at 0, 45, 90 or 135 degrees."""
+TEXTURE_SCALES = 2
+"""Full and half resolution: fine texture (stripes, spots) and part outlines (ears, antennae)."""
+TEXTURE_FRAMES = 4
+"""Evenly spaced frames per clip the texture target is computed on (appearance is static)."""
+
+
+def texture_size(bins: int) -> int:
+    """Length of texture_histogram's output."""
+    return TEXTURE_SCALES * bins**3 * EDGE_STATES
+
+
+def texture_histogram(pixels: torch.Tensor, bins: int, edge: float = 0.08) -> torch.Tensor:
+    """Colour x edge-orientation co-occurrence (frequencies) of ImageNet-normalised clips
+    [B, T, C, H, W] at full and half resolution: which colours come as flat areas, stripes in
+    which direction, or outlines; what a foundation model's early layers respond to.
+
+    Each pixel counts once per scale in the bin of (its colour, bins**3, x its edge state: flat
+    when the luminance gradient is below ``edge`` (fraction of full range), else one of 4
+    orientations); computed on TEXTURE_FRAMES evenly spaced frames.
+    """
+    mean = pixels.new_tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
+    std = pixels.new_tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
+    t = pixels.shape[1]
+    frames = torch.linspace(0, t - 1, min(t, TEXTURE_FRAMES)).round().long().to(pixels.device)
+    rgb = (pixels[:, frames] * std + mean).clamp(0, 1).flatten(0, 1)  # [B * F, 3, H, W]
+    parts = []
+    for scale in range(TEXTURE_SCALES):
+        img = F.avg_pool2d(rgb, 2**scale) if scale else rgb
+        luma = img.mean(1, keepdim=True)
+        gx = F.pad(luma[..., :, 2:] - luma[..., :, :-2], (1, 1, 0, 0)) / 2
+        gy = F.pad(luma[..., 2:, :] - luma[..., :-2, :], (0, 0, 1, 1)) / 2
+        angle = torch.atan2(gy, gx).remainder(math.pi)  # orientation, sign-free
+        orient = ((angle / (math.pi / 4)) + 0.5).floor().long().remainder(4) + 1
+        state = torch.where(torch.hypot(gx, gy) < edge, torch.zeros_like(orient), orient)
+        levels = (img * bins).floor().clamp_(0, bins - 1).long()
+        colour = (levels[:, 0:1] * bins + levels[:, 1:2]) * bins + levels[:, 2:3]
+        index = (colour * EDGE_STATES + state).flatten(1)  # [B * F, pixels]
+        counts = torch.zeros(index.shape[0], bins**3 * EDGE_STATES, device=pixels.device,
+                             dtype=pixels.dtype)  # fmt: skip
+        counts.scatter_add_(1, index, torch.ones_like(index, dtype=pixels.dtype))
+        freq = counts / index.shape[1]
+        parts.append(freq.view(pixels.shape[0], -1, freq.shape[1]).mean(1))
+    return torch.cat(parts, dim=1)
 
 
 def _new_model(config: TinyEncoderConfig) -> torch.nn.Module:
@@ -648,7 +747,7 @@ def _train(
             group["lr"] = lr
         pooled = model(pixel_values=x).last_hidden_state.mean(dim=1)
         logits, action_loss, appearance_loss = heads.losses(pooled, x, y)
-        loss = action_loss + config.appearance_weight * appearance_loss
+        loss = action_loss + appearance_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -740,13 +839,14 @@ def tiny_version(config: TinyEncoderConfig | None = None, synth: Any = None) -> 
     generator's version, a different cache entry, so a cache built by an older recipe or from
     other pretrain videos is never mistaken for the current one.
     """
-    from pipeline.data.synth.config import GENERATOR_VERSION
+    from pipeline.data.synth.worlds import get_world
 
+    config = config or TinyEncoderConfig()
     key = json.dumps(
         {
-            "recipe": asdict(config or TinyEncoderConfig()),
+            "recipe": asdict(config),
             "synth": synth.to_dict() if synth is not None else None,
-            "generator": GENERATOR_VERSION,
+            "generators": {w: get_world(w).version for w in config.pretrain_worlds},
         },
         sort_keys=True,
         default=str,
@@ -811,11 +911,13 @@ def _build_into(
     config = config or TinyEncoderConfig()
     synth = synth or SynthConfig(scale="default")
     manifests = []
-    for seed in config.pretrain_seeds:
-        logger.info("tiny encoder: generating the synthetic pretrain split (seed %d)", seed)
-        gen = (lambda d, n: progress("generate", d, n)) if progress else None
-        part = replace(synth, seed=seed, splits=("pretrain",))
-        manifests.append(generate_benchmark(work / f"pretrain-{seed}", part, progress=gen))
+    for world in config.pretrain_worlds:
+        for seed in config.pretrain_seeds:
+            logger.info("tiny encoder: generating the pretrain split of %s (seed %d)", world, seed)
+            gen = (lambda d, n: progress("generate", d, n)) if progress else None
+            part = replace(synth, seed=seed, splits=("pretrain",), world=world)
+            where = work / f"pretrain-{world}-{seed}"
+            manifests.append(generate_benchmark(where, part, progress=gen))
     build_tiny_encoder([m.manifest_path for m in manifests], work / "model", config, progress)
 
 

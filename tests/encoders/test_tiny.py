@@ -10,6 +10,7 @@ import shutil
 import pytest
 import torch
 
+from pipeline.data.clips import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.data.synth import SynthConfig, generate_benchmark
 from pipeline.encoders import load_encoder, tiny
 from pipeline.encoders.registry import TINY_MANIFEST, weights_sha256
@@ -259,9 +260,70 @@ def test_colour_blob_init_reads_the_colour_of_a_quarter_patch():
     assert out[8:12].abs().max() < 1e-6  # colours are R, G, B, ...: filters 8-11 are blue
 
 
-def test_cache_name_tracks_the_synthetic_generator(monkeypatch):
-    from pipeline.data.synth import config as synth_config
+def test_cache_name_tracks_the_synthetic_generator_of_each_pretrain_world(monkeypatch):
+    import dataclasses
 
-    before = tiny.tiny_version()
-    monkeypatch.setattr(synth_config, "GENERATOR_VERSION", synth_config.GENERATOR_VERSION + 1)
-    assert tiny.tiny_version() != before
+    from pipeline.data.synth import worlds
+
+    config = tiny.TinyEncoderConfig()
+    before = tiny.tiny_version(config)
+    for name in config.pretrain_worlds:
+        bumped = dataclasses.replace(worlds.WORLDS[name], version=worlds.WORLDS[name].version + 1)
+        with monkeypatch.context() as m:
+            m.setitem(worlds.WORLDS, name, bumped)
+            assert tiny.tiny_version(config) != before
+    assert tiny.tiny_version(config) == before
+
+
+def _normalised(rgb01: torch.Tensor) -> torch.Tensor:
+    """[T, 3, H, W] in 0..1 -> one ImageNet-normalised clip [1, T, 3, H, W]."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return ((rgb01 - mean) / std)[None]
+
+
+def test_texture_histogram_tells_flat_colour_from_stripes_and_their_direction():
+    bins, states = 3, tiny.EDGE_STATES
+    flat = torch.zeros(16, 3, 32, 32)
+    flat[:, 0] = 0.9  # red everywhere
+    hist = tiny.texture_histogram(_normalised(flat), bins)
+    assert hist.shape == (1, tiny.texture_size(bins))
+    per_scale = hist.view(tiny.TEXTURE_SCALES, -1)
+    assert torch.allclose(per_scale.sum(1), torch.ones(tiny.TEXTURE_SCALES))
+    red = (2 * bins + 0) * bins + 0  # colour index of (R high, G low, B low)
+    assert torch.allclose(per_scale[:, red * states], torch.ones(tiny.TEXTURE_SCALES))  # flat
+
+    stripes = flat.clone()
+    stripes[..., ::4] = 0.0  # black vertical lines every 4 columns: edges with an x gradient
+    stripes[..., 1::4] = 0.0
+    per_scale = tiny.texture_histogram(_normalised(stripes), bins).view(tiny.TEXTURE_SCALES, -1)
+    edges = per_scale[0].view(bins**3, states)[:, 1:].sum(0)  # orientation bins, all colours
+    assert int(edges.argmax()) == 0 and float(edges[0]) > 0.3  # gradient along x: angle 0
+    rotated = tiny.texture_histogram(_normalised(stripes.transpose(-1, -2)), bins)
+    edges_t = rotated.view(tiny.TEXTURE_SCALES, -1)[0].view(bins**3, states)[:, 1:].sum(0)
+    assert int(edges_t.argmax()) == 2  # horizontal lines: gradient along y, 90 degrees
+
+
+def test_label_space_gives_each_world_its_own_classes_and_augmentation_maps():
+    from types import SimpleNamespace
+
+    def manifest(name: str, actions: tuple[str, ...]) -> SimpleNamespace:
+        return SimpleNamespace(info=SimpleNamespace(name=name, actions=actions))
+
+    config = tiny.TinyEncoderConfig()
+    people = ("walk_left", "walk_right", "wave")
+    robots = ("roll_left", "roll_right", "rise", "sink")
+    names, offsets, flips, reverses = tiny._label_space(
+        [manifest("a", people), manifest("a", people)], config
+    )
+    assert names == people and offsets == [0, 0]  # one data set: plain names, as before worlds
+    names, offsets, flips, reverses = tiny._label_space(
+        [manifest("a", people), manifest("b", robots), manifest("a", people)], config
+    )
+    assert names == ("a/walk_left", "a/walk_right", "a/wave", "b/roll_left", "b/roll_right",
+                     "b/rise", "b/sink")  # fmt: skip
+    assert offsets == [0, 3, 0]
+    assert flips.tolist() == [1, 0, 2, 4, 3, 5, 6]  # left <-> right within each world
+    assert reverses.tolist() == [1, 0, 2, 4, 3, 6, 5]  # rise <-> sink stays inside "b"
+    with pytest.raises(ConfigError, match="name different actions"):
+        tiny._label_space([manifest("a", people), manifest("a", robots)], config)
