@@ -61,7 +61,9 @@ def cached_epoch(data: Any, config: Any) -> int:
 
     adapter, heads, opt = _fresh(data.dim, data, config)
     k, s = data.clip_features.shape[1], data.static_features.shape[1]
-    sampler = ClipSampler(data.num_videos, k, s, config.batch_size, seed=config.seed)
+    sampler = ClipSampler(
+        data.num_videos, k, s, config.batch_size, seed=config.seed, partners=config.w_swap > 0
+    )
     steps = 0
     for sample in sampler.epoch():
         _step(adapter, heads, opt, data, sample, config)
@@ -81,7 +83,9 @@ def reencode_epoch(
 
     adapter, heads, opt = _fresh(data.dim, data, config)
     k, s = data.clip_features.shape[1], data.static_features.shape[1]
-    sampler = ClipSampler(data.num_videos, k, s, config.batch_size, seed=config.seed)
+    sampler = ClipSampler(
+        data.num_videos, k, s, config.batch_size, seed=config.seed, partners=config.w_swap > 0
+    )
     samples = list(sampler.epoch())  # the sampler's draws are cheap; the videos are not
 
     def load(job: tuple[int, int]) -> Any:
@@ -189,7 +193,9 @@ def _pure_compute(train: Any, config: Any, epochs: int) -> list[float]:
 
     adapter, heads, opt = _fresh(train.dim, train, config)
     k, s = train.clip_features.shape[1], train.static_features.shape[1]
-    sampler = ClipSampler(train.num_videos, k, s, config.batch_size, seed=config.seed)
+    sampler = ClipSampler(
+        train.num_videos, k, s, config.batch_size, seed=config.seed, partners=config.w_swap > 0
+    )
     batches = []
     for sample in sampler.epoch():
         v = sample.videos
@@ -199,7 +205,9 @@ def _pure_compute(train: Any, config: Any, epochs: int) -> list[float]:
             actions=train.actions[v],
         )
         pair = torch.tensor([[0, 1]]).expand(len(v), 2)
-        batches.append((gathered, StepSample(torch.arange(len(v)), pair, pair)))
+        # partner holds batch positions: the gathered batch keeps the sample's order
+        identity = StepSample(torch.arange(len(v)), pair, pair, partner=sample.partner)
+        batches.append((gathered, identity))
     seconds = []
     for _ in range(epochs):
         started = time.perf_counter()

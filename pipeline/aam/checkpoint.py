@@ -179,17 +179,23 @@ def save_adapter(
         _write(tmp / MODEL_FILE, model_bytes)
         _write(tmp / CONFIG_FILE, config_bytes)
         _write(tmp / METRICS_FILE, metrics_bytes)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex}"
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        replace_directory(tmp, target)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise AdapterError(f"{target}: cannot write adapter ({_one_line(e)})") from e
     return target
+
+
+def replace_directory(new: Path, target: Path) -> None:
+    """Put the finished directory ``new`` (a sibling of ``target``) at ``target`` by renames: an
+    existing target is moved aside first and removed only once the new one is in place."""
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex}"
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(target)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -248,7 +248,8 @@ def run_identity(store: FeatureStore, config: TrainAAMConfig, data: DataPlan) ->
     return json.loads(json.dumps(identity))
 
 
-def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+def setting_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """Keys (one level deep: "training.lr") whose values differ between two settings records."""
     out = []
     for key in sorted(set(saved) | set(wanted)):
         a, b = saved.get(key), wanted.get(key)
@@ -303,7 +304,7 @@ def _resume_state(
         say("no checkpoint written yet: training from scratch")
         return None
     if state.identity != identity:
-        changed = ", ".join(_differences(state.identity, identity)) or "identity"
+        changed = ", ".join(setting_differences(state.identity, identity)) or "identity"
         say(
             f"checkpoint in {checkpoint_dir} is from another run ({changed} differ): "
             "restarting from scratch"

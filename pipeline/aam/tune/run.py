@@ -17,7 +17,6 @@ import json
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ from typing import Any
 import psutil
 
 import pipeline
-from pipeline.aam.from_store import usable_rows
+from pipeline.aam.checkpoint import replace_directory
+from pipeline.aam.from_store import setting_differences, usable_rows
 from pipeline.aam.tune.config import TuneConfig
 from pipeline.aam.tune.execute import Unit, dask_client, execute, worker_count
 from pipeline.aam.tune.report import SELECTED_ON, sorted_by_privacy, write_reports
@@ -93,19 +93,6 @@ def _check_store(store: FeatureStore, config: TuneConfig) -> None:
             )
 
 
-def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    out = []
-    for key in sorted(set(saved) | set(wanted)):
-        a, b = saved.get(key), wanted.get(key)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        else:
-            out.append(key)
-    return out
-
-
 def _clear(output: Path) -> None:
     for name in OWNED:
         path = output / name
@@ -127,7 +114,7 @@ def _prepare(output: Path, identity: dict[str, Any], overwrite: bool) -> None:
             saved = {}
         if saved != identity:
             if not overwrite:
-                changed = ", ".join(_differences(saved, identity)) or "the search"
+                changed = ", ".join(setting_differences(saved, identity)) or "the search"
                 raise ConfigError(
                     f"{output} holds a search with other settings (changed: {changed}): "
                     "pass --overwrite to start over"
@@ -189,13 +176,7 @@ def _copy_adapter(source: Path, target: Path) -> None:
     try:
         for name in ADAPTER_FILES:
             shutil.copy2(source / name, tmp / name)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex}"
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        replace_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
