@@ -102,5 +102,6 @@ def test_dockerfile_installs_as_the_readme_says():
     assert readme_pins == {match.group(1)}
     makefile_pins = set(re.findall(r'"torch==([\d.]+)"', (REPO / "Makefile").read_text()))
     assert makefile_pins == {match.group(1)}
-    cluster = readme.split("## Run on a cluster", 1)[1]
+    orchestration = (REPO / "docs" / "orchestration.md").read_text()
+    cluster = orchestration.split("## Run on a cluster", 1)[1]
     assert runs[0].split("RUN", 1)[1].strip() in cluster
