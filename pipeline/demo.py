@@ -100,6 +100,17 @@ def _adapter(
     return out
 
 
+def _eval_config(config: DemoConfig, **changes: Any) -> Any:
+    """Probe seed i on adapter seed i (3 probe seeds for a single adapter); fast budgets for
+    tests."""
+    from pipeline.probes import EvalConfig
+
+    one = len(config.adapter_seeds) <= 1
+    seeds = (0, 1, 2) if one else tuple(range(len(config.adapter_seeds)))
+    make = EvalConfig.fast if config.fast_probes else EvalConfig
+    return make(seeds=seeds, workers=_workers(config), **changes)
+
+
 def _workers(config: DemoConfig) -> int:
     return config.workers or os.cpu_count() or 1
 
@@ -138,7 +149,7 @@ def run_demo(
     """
     from pipeline.data.synth import SynthConfig, generate_benchmark
     from pipeline.encoders.tiny import resolve_encoder_source
-    from pipeline.probes import BASELINES, EvalConfig, evaluate
+    from pipeline.probes import BASELINES, evaluate
     from pipeline.sanitize import SanitizeConfig, sanitize
     from pipeline.sanitize.in_memory import adapter_transform
 
@@ -200,9 +211,7 @@ def run_demo(
     methods: dict[str, Any] = {"raw": str(raw), "aam": stores.pop("aam")}
     methods.update({name: BASELINES[name] for name in config.baselines})
     methods.update(stores)
-    seeds = tuple(range(len(config.adapter_seeds))) if len(config.adapter_seeds) > 1 else (0, 1, 2)
-    make = EvalConfig.fast if config.fast_probes else EvalConfig
-    eval_config = make(seeds=seeds, workers=_workers(config))
+    eval_config = _eval_config(config)
     report_dir = work / "report"
     report = timed(
         "evaluate", lambda: evaluate(methods, report_dir, eval_config, progress=bar("evaluate"))
@@ -232,7 +241,7 @@ def _heldout(
     """Synth, extract, train the default adapters (one per seed) and judge them on the held-out
     world: action probe and privacy attackers, raw vs aam."""
     from pipeline.data.synth import SynthConfig, generate_benchmark
-    from pipeline.probes import EvalConfig, evaluate
+    from pipeline.probes import evaluate
     from pipeline.sanitize.in_memory import adapter_transform
 
     world = config.heldout_world
@@ -253,9 +262,7 @@ def _heldout(
     jobs = {f"aam_seed{seed}": (seed, {}) for seed in config.adapter_seeds}
     adapters = timed("heldout train", lambda: _train_adapters(raw, work / "adapters", config, jobs))
     methods = {"raw": str(raw), "aam": [adapter_transform(adapters[name]) for name in jobs]}
-    seeds = tuple(range(len(config.adapter_seeds))) if len(config.adapter_seeds) > 1 else (0, 1, 2)
-    make = EvalConfig.fast if config.fast_probes else EvalConfig
-    eval_config = make(seeds=seeds, probes=("action", "privacy"), workers=_workers(config))
+    eval_config = _eval_config(config, probes=("action", "privacy"))
     return timed(
         "heldout evaluate",
         lambda: evaluate(methods, work / "report", eval_config, progress=bar("evaluate")),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -13,8 +12,6 @@ from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipeline.aam.from_store import TrainAAMConfig
-
-log = logging.getLogger(__name__)
 
 PRIVACY_WEIGHTS: tuple[str, ...] = ("w_b", "w_motion", "w_spread", "w_swap", "w_class")
 """Loss weights that remove private information; with all of them at 0 nothing does."""
