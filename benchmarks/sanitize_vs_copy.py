@@ -73,10 +73,7 @@ def build_store(
     rng = np.random.default_rng(seed)
     windows = np.where((np.arange(videos) % 4 == 0) & windows, 40, 0)
     layout = plan_layout(windows, clips_per_video=clips, static_clips=static, feature_dim=dim)
-    window_video = np.full(layout.num_windows, -1, dtype=np.int32)
-    for v in np.flatnonzero(windows):
-        offset = int(layout.window_offset[v])
-        window_video[offset : offset + int(windows[v])] = v
+    window_video = layout.window_video()
     tables = {
         "video_id": np.array([f"v{v:07d}" for v in range(videos)], dtype=object),
         "split": np.array(["train", "test"] * (videos // 2) + ["train"] * (videos % 2), object),

@@ -26,7 +26,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
-from store_schema.v1 import ATTRS_KEY, VIDEO_OK
+from store_schema.spec import ATTRS_KEY, VIDEO_OK, decode_meta
 
 METADATA = "zarr.json"
 VIDEO_FEATURES = ("clip_features", "static_features")
@@ -109,7 +109,12 @@ def _read_metadata(store: Any, prefix: str, keys: list[str], report: ChunkReport
 def _check_consolidated(documents: dict[str, dict], report: ChunkReport) -> None:
     """Readers that use consolidated metadata (xarray, anon-store) must see what is stored."""
     consolidated = (documents.get("") or {}).get("consolidated_metadata") or {}
-    entries = consolidated.get("metadata") or {}
+    entries = (consolidated.get("metadata") or {}) if isinstance(consolidated, dict) else None
+    if not isinstance(entries, dict):  # a hand-edited or torn document: report, never raise
+        report.problems.append(
+            f"metadata '{METADATA}' (root group) has consolidated metadata that is not an object"
+        )
+        return
     for name, entry in sorted(entries.items()):
         own = documents.get(name)
         if own is not None and entry != own:
@@ -167,7 +172,7 @@ def _check_missing(
 ) -> None:
     """In a complete store, a feature chunk that covers an ok video must be stored."""
     try:
-        meta = dict(group.attrs).get(ATTRS_KEY) or {}
+        meta = decode_meta(dict(group.attrs).get(ATTRS_KEY)) or {}
         if meta.get("status") != "complete":
             return
         ok = np.asarray(group["status"][:]) == VIDEO_OK

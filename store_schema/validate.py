@@ -1,4 +1,4 @@
-"""validate(store) -> list of problems: checks a zarr group against the v1 schema."""
+"""validate(store) -> list of problems: checks a zarr group against the store schema."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from typing import Any
 import numpy as np
 import zarr
 
-from store_schema.v1 import (
+from store_schema.spec import (
     ALL_ARRAYS,
     ATTRIBUTE_PREFIX,
     ATTRS_KEY,
     KINDS,
+    LEGACY_VERSIONS,
+    PADDED_PREFIX,
+    PADDED_WINDOW_ARRAYS,
     REQUIRED_ATTRS,
     SANITIZED_ATTRS,
     SCHEMA_ID,
@@ -20,6 +23,7 @@ from store_schema.v1 import (
     VIDEO_PENDING,
     ArraySpec,
     attribute_spec,
+    decode_meta,
 )
 
 
@@ -54,10 +58,14 @@ def _dtype_ok(array: zarr.Array, spec: ArraySpec) -> bool:
     return np.dtype(array.dtype) == np.dtype(spec.dtype)
 
 
-def _check_array(group: zarr.Group, spec: ArraySpec, sizes: dict[str, int]) -> list[str]:
-    if spec.name not in group.array_keys():
-        return [f"missing array '{spec.name}'"]
-    array = group[spec.name]
+def _check_array(
+    group: zarr.Group, spec: ArraySpec, sizes: dict[str, int], name: str | None = None
+) -> list[str]:
+    """`spec` checked on the array `name` (default: the spec's own name)."""
+    name = name or spec.name
+    if name not in group.array_keys():
+        return [f"missing array '{name}'"]
+    array = group[name]
     problems = []
     if not _dtype_ok(array, spec):
         problems.append(f"array '{spec.name}' has dtype {array.dtype}, expected {spec.dtype}")
@@ -80,7 +88,12 @@ def _check_attrs(meta: Any) -> list[str]:
     problems = [f"root attrs lack '{key}'" for key in REQUIRED_ATTRS if key not in meta]
     if meta.get("schema") != SCHEMA_ID:
         problems.append(f"schema is {meta.get('schema')!r}, expected {SCHEMA_ID!r}")
-    if meta.get("schema_version") != SCHEMA_VERSION:
+    if meta.get("schema_version") in LEGACY_VERSIONS:
+        problems.append(
+            f"schema_version is {meta.get('schema_version')!r}, an older layout: upgrade it in "
+            "place with `anon-store migrate STORE`"
+        )
+    elif meta.get("schema_version") != SCHEMA_VERSION:
         problems.append(
             f"schema_version is {meta.get('schema_version')!r}, expected {SCHEMA_VERSION}"
         )
@@ -108,6 +121,9 @@ def _check_content(group: zarr.Group, meta: dict, sizes: dict[str, int]) -> list
     if meta.get("status") == "complete" and bool((status == VIDEO_PENDING).any()):
         pending = int((status == VIDEO_PENDING).sum())
         problems.append(f"status is complete but {pending} videos are still pending")
+    complete_windows = meta.get("status") == "complete" and sizes.get("window")
+    if complete_windows and bool((np.asarray(group["window_video"][:]) < 0).any()):
+        problems.append("window_video has padding rows (-1) in a complete store")
     offsets = np.asarray(group["window_offset"][:])
     counts = np.asarray(group["window_count"][:])
     if (counts < 0).any() or (offsets < 0).any():
@@ -118,7 +134,7 @@ def _check_content(group: zarr.Group, meta: dict, sizes: dict[str, int]) -> list
 
 
 def validate(store: Any, *, storage_options: dict | None = None, deep: bool = False) -> list[str]:
-    """Return the list of ways `store` breaks the v1 schema; empty means valid.
+    """Return the list of ways `store` breaks the schema; empty means valid.
 
     With `deep`, every metadata document and every chunk of every array is also read and checked
     (store_schema.deep.check_chunks): each corrupt chunk is named by array and chunk index.
@@ -148,9 +164,9 @@ def _one_line(error: BaseException) -> str:
 
 
 def _check_group(store: Any, group: zarr.Group, storage_options: dict | None) -> list[str]:
-    meta = dict(group.attrs).get(ATTRS_KEY)
+    meta = decode_meta(dict(group.attrs).get(ATTRS_KEY))
     problems = _check_attrs(meta)
-    if problems and not isinstance(meta, dict):
+    if not isinstance(meta, dict) or meta.get("schema_version") in LEGACY_VERSIONS:
         return problems
     sizes: dict[str, int] = {}
     specs = list(ALL_ARRAYS)
@@ -159,8 +175,14 @@ def _check_group(store: Any, group: zarr.Group, storage_options: dict | None) ->
     for name in group.array_keys():
         if name.startswith(ATTRIBUTE_PREFIX) and name[len(ATTRIBUTE_PREFIX) :] not in attributes:
             problems.append(f"array '{name}' is not declared in dataset.attributes")
+    stored = set(group.array_keys())
+    padded = {PADDED_PREFIX + name for name in PADDED_WINDOW_ARRAYS} & stored
+    if padded and meta.get("status") == "complete":
+        problems.append(f"complete store still holds padded window arrays {sorted(padded)}")
     for spec in specs:
-        problems += _check_array(group, spec, sizes)
+        # While shards are written, window rows live in the padded arrays (compacted at the end).
+        name = PADDED_PREFIX + spec.name if PADDED_PREFIX + spec.name in padded else spec.name
+        problems += _check_array(group, spec, sizes, name)
     problems += _check_consolidated(store, group, storage_options)
     if not problems:
         problems += _check_content(group, meta, sizes)

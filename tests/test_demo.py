@@ -13,6 +13,8 @@ from transformers import VideoMAEModel
 from pipeline.aam.trainer import TrainConfig
 from pipeline.demo import ABLATIONS, DemoConfig, run_demo
 from pipeline.encoders.registry import weights_sha256
+from pipeline.probes.report import DASH, HEADLINE_COLUMNS
+from store_schema import decode_meta
 
 TRAINING = TrainConfig(epochs=2, batch_size=4, head_warmup_epochs=1, w_lc=1.0, w_b=3.0,
                        w_spread=10.0, w_swap=1.0)  # fmt: skip
@@ -38,7 +40,11 @@ def test_demo_runs_every_stage_and_reports(tmp_path, tiny_encoder_dir):
     report = json.loads((Path(result.report_dir) / "report.json").read_text())
     assert set(report["summary"]) == {"raw", "aam", "leace", *ABLATIONS}
     assert report["methods"]["aam"]["notes"]["feature_sets"] == 3
-    assert result.table.count("\n| raw |") == 1 and "\n| aam |" in result.table
+    # the headline table's raw row holds report.json's numbers, privacy and action measured
+    raw_row = _headline_row(report, "raw")
+    assert result.table.splitlines().count(raw_row) == 1, (raw_row, result.table)
+    assert DASH not in raw_row.split(" | ")[1:5], raw_row
+    assert "\n| aam |" in result.table
     # the held-out world: its own data set, judged on action and privacy, raw vs the adapters
     heldout = json.loads((Path(result.heldout_report_dir) / "report.json").read_text())
     assert set(heldout["summary"]) == {"raw", "aam"}
@@ -80,4 +86,21 @@ def test_demo_runs_every_stage_and_reports(tmp_path, tiny_encoder_dir):
 
 
 def _encoder_sha(store: Path) -> str:
-    return zarr.open_group(store, mode="r").attrs["anon_store"]["encoder"]["weights_sha256"]
+    return decode_meta(zarr.open_group(store, mode="r").attrs["anon_store"])["encoder"][
+        "weights_sha256"
+    ]
+
+
+def _headline_row(report: dict, method: str) -> str:
+    """The headline table's markdown row of `method`, written out from report.json: percent,
+    "mean ± CI" ("?" without an interval, a dash where not measured), one cell per column."""
+    cells = [method]
+    for _, probe, metric, _ in HEADLINE_COLUMNS:
+        probes = report["methods"][method].get("probes", {})
+        entry = probes.get(probe, {}).get("metrics", {}).get(metric)
+        if entry is None or entry.get("mean") is None:
+            cells.append(DASH)
+        else:
+            ci = "?" if entry.get("ci") is None else f"{100 * entry['ci']:.1f}"
+            cells.append(f"{100 * entry['mean']:.1f} ± {ci}")
+    return "| " + " | ".join(cells) + " |"

@@ -108,11 +108,10 @@ def plan_extraction(
         videos_per_chunk=_at_most(config.videos_per_chunk, len(rows)),
         window_chunk=_at_most(config.window_chunk, sum(len(s) for s in starts)),
     )
-    window_video = np.full(layout.num_windows, -1, dtype=np.int32)
+    window_video = layout.window_video()
     window_start = np.full(layout.num_windows, -1, dtype=np.int32)
     for video, video_starts in enumerate(starts):
         offset = int(layout.window_offset[video])
-        window_video[offset : offset + len(video_starts)] = video
         window_start[offset : offset + len(video_starts)] = video_starts
     segment_rows = [
         (video, seg["start"], seg["end"], seg["label"])

@@ -50,6 +50,7 @@ from pipeline.store.writer import (
     finalize_store,
     read_attrs,
     shard_committed,
+    window_name,
 )
 from store_schema import SCHEMA_VERSION, VIDEO_FAILED, VIDEO_OK
 
@@ -180,17 +181,12 @@ def _selected_rows(manifest: Manifest, splits: tuple[str, ...] | None) -> np.nda
     return np.array(keep, dtype=np.int64)
 
 
-def _tables(
-    manifest: Manifest, rows: np.ndarray, layout: StoreLayout, window_counts: np.ndarray
-) -> dict[str, np.ndarray]:
+def _tables(manifest: Manifest, rows: np.ndarray, layout: StoreLayout) -> dict[str, np.ndarray]:
     def column(name: str) -> list:
         values = manifest.table.column(name).to_pylist()
         return [values[i] for i in rows]
 
-    window_video = np.full(layout.num_windows, -1, dtype=np.int32)
-    for video, count in enumerate(window_counts):
-        offset = int(layout.window_offset[video])
-        window_video[offset : offset + int(count)] = video
+    window_video = layout.window_video()
     segment_rows = [
         (video, seg["start"], seg["end"], seg["label"])
         for video, segments in enumerate(column("segments"))
@@ -342,7 +338,7 @@ def import_h5(
         else:
             if state == "recreate":
                 discard_store(location)
-            tables = _tables(manifest, rows, layout, window_counts)
+            tables = _tables(manifest, rows, layout)
             meta = imported_store_meta(
                 manifest, rows, path, sha, source, fingerprint, clips_per_video
             )
@@ -353,7 +349,8 @@ def import_h5(
             result, window_start = _read_shard(f, ids, source, layout, int(shard))
             windows = layout.shard_windows(int(shard))
             if len(windows):
-                group["window_start"][windows.start : windows.stop] = window_start
+                target = window_name("window_start", layout)
+                group[target][windows.start : windows.stop] = window_start
             commit_shard(group, layout, result)
             finished += len(result.status)
             if progress is not None:

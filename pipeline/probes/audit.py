@@ -7,10 +7,9 @@ average precision (cMAP) over the attribute values. Chance is the cMAP of a cons
 positive rate). Given the raw store, leakage = (cMAP - chance) / (cMAP_raw - chance) per seed: 1
 means the sanitized store leaks as much as the raw one, 0 means it leaks nothing a probe finds.
 
-The figures go into the store's root attrs, ``attrs["anon_store"]["audit"]``, so a downstream team
-reads them with plain zarr before deciding to use the store::
-
-    zarr.open_group("sanitized.zarr", mode="r").attrs["anon_store"]["audit"]["summary"]
+The figures go into the store's metadata under ``audit``, so a downstream team reads them before
+deciding to use the store: ``pipeline.interop.read_audit(store)`` (None if never audited) or,
+with plain zarr, ``json.loads(group.attrs["anon_store"]).get("audit")``.
 
 Only that one key changes: the store keeps its status, fingerprint and store_id, and still
 validates. An audit of a store made from another raw store than ``raw`` is refused unless

@@ -38,6 +38,20 @@ class StoreLayout:
     num_windows: int
     """Window rows including padding."""
 
+    def window_video(self) -> np.ndarray:
+        """int32 [num_windows]: the video row owning each window row (-1 = shard padding)."""
+        owner = np.full(self.num_windows, -1, dtype=np.int32)
+        for video, (offset, count) in enumerate(
+            zip(self.window_offset, self.window_count, strict=True)
+        ):
+            owner[int(offset) : int(offset) + int(count)] = video
+        return owner
+
+    @property
+    def padded(self) -> bool:
+        """Whether shards' window rows are padded to whole chunks (then completion compacts)."""
+        return self.num_windows != int(self.window_count.sum())
+
     @property
     def num_shards(self) -> int:
         return max(1, -(-self.num_videos // self.videos_per_chunk))
@@ -83,8 +97,11 @@ def plan_layout(
     if feature_dim <= 0 or clips_per_video <= 0 or static_clips < 0:
         raise ConfigError("feature_dim and clips_per_video must be positive")
     per_video_bytes = max(clips_per_video, static_clips, 1) * feature_dim * 4
-    vpc = videos_per_chunk or _chunk_rows(per_video_bytes, 16, 4096)
-    wch = window_chunk or _chunk_rows(feature_dim * 4, 64, 4096)
+    # Chunks never exceed the data: zarr writes edge chunks whole, so a chunk sized for 1,638
+    # videos made a 40-video store 40x larger on disk than its features.
+    vpc = videos_per_chunk or min(_chunk_rows(per_video_bytes, 16, 4096), max(1, len(counts)))
+    total = int(counts.sum())
+    wch = window_chunk or min(_chunk_rows(feature_dim * 4, 64, 4096), max(1, total))
     if vpc <= 0 or wch <= 0:
         raise ConfigError("videos_per_chunk and window_chunk must be positive")
     offsets = np.zeros(len(counts), dtype=np.int64)

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import zarr
 
+import pipeline
 from pipeline.errors import StoreError
 from pipeline.store.location import StoreLocation
 from pipeline.store.writer import read_attrs
-from store_schema import ATTRIBUTE_PREFIX, VIDEO_OK, VIDEO_TABLE
+from store_schema import ATTRIBUTE_PREFIX, LEGACY_VERSIONS, SCHEMA_VERSION, VIDEO_OK, VIDEO_TABLE
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +111,17 @@ def open_store(
     meta = read_attrs(group)
     if meta is None:
         raise StoreError(f"{loc} is a zarr group but not an anon-store feature store")
+    version = meta.get("schema_version")
+    if version in LEGACY_VERSIONS:
+        raise StoreError(
+            f"{loc} has store schema v{version}; this anon-store reads v{SCHEMA_VERSION}: "
+            f"upgrade it in place with `anon-store migrate {loc}` (or re-extract it)"
+        )
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"{loc} has store schema v{version!r}, which this anon-store "
+            f"({pipeline.__version__}) cannot read (it reads v{SCHEMA_VERSION})"
+        )
     if kind is not None and meta.get("kind") != kind:
         raise StoreError(f"{loc} is a {meta.get('kind')} store, expected a {kind} store")
     if require_complete and meta.get("status") != "complete":

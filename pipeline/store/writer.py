@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ from pipeline.store.location import StoreLocation
 from store_schema import (
     ATTRS_KEY,
     FEATURE_ARRAYS,
+    PADDED_PREFIX,
+    PADDED_WINDOW_ARRAYS,
     SCHEMA_ID,
     SCHEMA_VERSION,
     SEGMENT_TABLE,
@@ -29,6 +32,8 @@ from store_schema import (
     VIDEO_TABLE,
     ArraySpec,
     attribute_spec,
+    decode_meta,
+    label_flags,
 )
 
 log = logging.getLogger(__name__)
@@ -75,15 +80,20 @@ def base_attrs(kind: str, fingerprint: str, provenance: str) -> dict[str, Any]:
 
 
 def read_attrs(group: zarr.Group) -> dict[str, Any] | None:
-    """The anon-store root attrs of `group`, or None if it is not an anon-store store."""
-    meta = dict(group.attrs).get(ATTRS_KEY)
-    return dict(meta) if isinstance(meta, Mapping) else None
+    """The anon-store metadata of `group`, or None if it is not an anon-store store."""
+    return decode_meta(dict(group.attrs).get(ATTRS_KEY))
+
+
+def write_attrs(group: zarr.Group, meta: Mapping[str, Any]) -> None:
+    """Store the metadata object as one JSON string: flat root attrs that netCDF writers and
+    every zarr reader accept (a nested object made `ds.to_netcdf` fail)."""
+    group.attrs[ATTRS_KEY] = json.dumps(meta, default=str, separators=(",", ":"))
 
 
 def update_attrs(group: zarr.Group, **changes: Any) -> dict[str, Any]:
     meta = read_attrs(group) or {}
     meta.update(changes)
-    group.attrs[ATTRS_KEY] = meta
+    write_attrs(group, meta)
     return meta
 
 
@@ -120,6 +130,55 @@ def table_specs(attribute_names: list[str]) -> list[ArraySpec]:
     return specs
 
 
+def array_attributes(spec: ArraySpec, dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """An array's attrs: its schema doc, plus class names where its ints are action labels."""
+    if spec.name == "action":
+        spec = replace(spec, flags=label_flags(list(dataset.get("actions") or [])))
+    return spec.attributes()
+
+
+def attribute_specs(dataset: Mapping[str, Any]) -> list[ArraySpec]:
+    """The ``attr_*`` columns of `dataset` (the metadata's dataset object), coded by value names."""
+    attributes = dataset.get("attributes") or {}
+    return [
+        attribute_spec(name, tuple((info or {}).get("values") or ()))
+        for name, info in attributes.items()
+    ]
+
+
+def new_array(
+    group: zarr.Group,
+    name: str,
+    spec: ArraySpec,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    codecs: StoreCodecs,
+    dataset: Mapping[str, Any],
+) -> zarr.Array:
+    """Create (or replace) array `name` of `spec`'s dtype, dims, codecs and attrs."""
+    kwargs: dict[str, Any] = {
+        "shape": shape,
+        "chunks": chunks,
+        "dimension_names": spec.dims,
+        "compressors": codecs.compressors(spec),
+        "attributes": array_attributes(spec, dataset),
+        "overwrite": True,
+    }
+    if spec.dtype == "str":
+        kwargs.update(dtype=str, fill_value="")
+    else:
+        fill = FILL_VALUES[spec.dtype] if spec.fill is None else spec.fill
+        kwargs.update(dtype=spec.dtype, fill_value=fill)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=ZarrUserWarning)
+        return group.create_array(name, **kwargs)
+
+
+def window_name(name: str, layout: StoreLayout) -> str:
+    """Where window array `name` is written while the store is being filled shard by shard."""
+    return PADDED_PREFIX + name if layout.padded and name in PADDED_WINDOW_ARRAYS else name
+
+
 def create_store(
     location: StoreLocation,
     meta: dict[str, Any],
@@ -134,9 +193,12 @@ def create_store(
     The group starts in status 'creating' and moves to 'writing' only once all arrays exist, so a
     store interrupted while being created is recognised and recreated from scratch.
     `num_segments` sizes the segment arrays when `tables` lacks ``segment_video`` (a caller that
-    writes every array chunk by chunk, e.g. sanitize, passes no tables at all).
+    writes every array chunk by chunk, e.g. sanitize, passes no tables at all). With a padded
+    layout the window arrays are written under their ``_padded_`` names until `finalize_store`.
     """
-    attribute_names = list(meta["dataset"]["attributes"])
+    if "video_id" in tables and "video" not in tables:
+        tables = {**tables, "video": tables["video_id"]}
+    dataset = meta.get("dataset") or {}
     sizes = {
         "video": layout.num_videos,
         "clip": layout.clips_per_video,
@@ -146,31 +208,24 @@ def create_store(
         "segment": len(tables["segment_video"]) if num_segments is None else num_segments,
     }
     group = location.open_group("w")
-    group.attrs[ATTRS_KEY] = {**meta, "status": "creating", "layout": layout.to_json()}
+    write_attrs(group, {**meta, "status": "creating", "layout": layout.to_json()})
+    attribute_names = list(dataset.get("attributes") or {})
     specs = [spec for spec in FEATURE_ARRAYS if spec.features] + table_specs(attribute_names)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=ZarrUserWarning)
-        for spec in specs:
-            shape = tuple(sizes[dim] for dim in spec.dims)
-            kwargs: dict[str, Any] = {
-                "shape": shape,
-                "chunks": _chunks_for(spec, layout, sizes),
-                "dimension_names": spec.dims,
-                "compressors": codecs.compressors(spec),
-            }
-            if spec.dtype == "str":
-                kwargs.update(dtype=str, fill_value="")
-            else:
-                fill = FILL_VALUES[spec.dtype] if spec.fill is None else spec.fill
-                kwargs.update(dtype=spec.dtype, fill_value=fill)
-            array = group.create_array(spec.name, **kwargs)
-            if spec.name not in tables:  # written shard by shard
-                continue
-            values = np.asarray(tables[spec.name])
-            if values.shape != shape:
-                raise StoreError(f"table '{spec.name}' has shape {values.shape}, expected {shape}")
-            if values.size:
-                array[...] = values
+    by_name = {spec.name: spec for spec in attribute_specs(dataset)}
+    for spec in specs:
+        spec = by_name.get(spec.name, spec)
+        shape = tuple(sizes[dim] for dim in spec.dims)
+        array = new_array(
+            group, window_name(spec.name, layout), spec, shape, _chunks_for(spec, layout, sizes),
+            codecs, dataset,
+        )  # fmt: skip
+        if spec.name not in tables:  # written shard by shard
+            continue
+        values = np.asarray(tables[spec.name])
+        if values.shape != shape:
+            raise StoreError(f"table '{spec.name}' has shape {values.shape}, expected {shape}")
+        if values.size:
+            array[...] = values
     update_attrs(group, status="writing", codecs=codecs.to_json())
     return group
 
@@ -221,13 +276,61 @@ def commit_shard(group: zarr.Group, layout: StoreLayout, result: ShardResult) ->
         group["static_features"][videos.start : videos.stop] = result.static_features
         group["static_frame"][videos.start : videos.stop] = result.static_frame
     if len(windows):
-        group["window_features"][windows.start : windows.stop] = result.window_features
+        target = window_name("window_features", layout)
+        group[target][windows.start : windows.stop] = result.window_features
     group["failure_reason"][videos.start : videos.stop] = result.failure_reason
     group["status"][videos.start : videos.stop] = result.status
 
 
+def compact_windows(group: zarr.Group, codecs: StoreCodecs) -> None:
+    """Move the window rows of a shard-padded store into compact ``window_*`` arrays.
+
+    Idempotent and safe to interrupt: the padded arrays are removed only after the compact ones
+    and the new offsets are written, ``_padded_window_video`` (the marker) last.
+    """
+    padded = {name: PADDED_PREFIX + name for name in PADDED_WINDOW_ARRAYS}
+    stored = set(group.array_keys())
+    if padded["window_video"] not in stored:
+        return
+    if padded["window_features"] in stored:
+        owner = np.asarray(group[padded["window_video"]][:])
+        keep = np.flatnonzero(owner >= 0)
+        counts = np.asarray(group["window_count"][:], dtype=np.int64)
+        if len(keep) != int(counts.sum()):
+            raise StoreError(
+                f"{len(keep)} window rows are owned by videos but window_count sums to "
+                f"{int(counts.sum())}: the store is inconsistent; rerun with --overwrite"
+            )
+        meta = read_attrs(group) or {}
+        dataset = meta.get("dataset") or {}
+        source = group[padded["window_features"]]
+        chunk = max(1, min(int(source.chunks[0]), len(keep)))
+        specs = {spec.name: spec for spec in FEATURE_ARRAYS}
+        for name in PADDED_WINDOW_ARRAYS:
+            src = group[padded[name]]
+            shape = (len(keep), *src.shape[1:])
+            dst = new_array(
+                group, name, specs[name], shape, (chunk, *src.shape[1:]), codecs, dataset
+            )
+            for lo in range(0, len(keep), chunk):
+                rows = keep[lo : lo + chunk]
+                block = np.asarray(src[int(rows[0]) : int(rows[-1]) + 1])
+                dst[lo : lo + len(rows)] = block[rows - rows[0]]
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        if len(offsets):
+            group["window_offset"][:] = offsets
+        layout = dict(meta.get("layout") or {})
+        layout.update(num_windows=len(keep), window_chunk=chunk)
+        update_attrs(group, layout=layout)
+    for name in ("window_features", "window_start", "window_video"):
+        if padded[name] in set(group.array_keys()):
+            del group[padded[name]]
+
+
 def finalize_store(location: StoreLocation, group: zarr.Group, **extra: Any) -> dict[str, Any]:
-    """Mark the store complete (last write of the data) and consolidate metadata for readers."""
+    """Compact shard-padded window rows, mark the store complete (the last write of the data)
+    and consolidate metadata for readers."""
+    compact_windows(group, StoreCodecs(**((read_attrs(group) or {}).get("codecs") or {})))
     meta = update_attrs(group, status="complete", completed_at=utc_now(), **extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ZarrUserWarning)

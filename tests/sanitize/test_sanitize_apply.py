@@ -14,7 +14,7 @@ from pipeline.sanitize.units import MARKERS
 from pipeline.store.reader import open_store
 from pipeline.store.writer import table_specs
 from sanitize.stores import FEATURES, make_adapter
-from store_schema import ATTRS_KEY, VIDEO_OK, validate
+from store_schema import ATTRS_KEY, VIDEO_OK, decode_meta, validate
 
 
 def _raw(location) -> zarr.Group:
@@ -124,7 +124,7 @@ def test_output_keeps_the_input_codecs(store_factory, mlp_adapter, tmp_path, com
 
     raw = store_factory("raw.zarr", codecs=StoreCodecs(feature_compression=compression))
     sanitize(raw.url, mlp_adapter, tmp_path / "out.zarr")
-    meta = zarr.open_group(str(tmp_path / "out.zarr"), mode="r").attrs[ATTRS_KEY]
+    meta = decode_meta(zarr.open_group(str(tmp_path / "out.zarr"), mode="r").attrs[ATTRS_KEY])
     assert meta["codecs"]["feature_compression"] == compression
     codecs = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["clip_features"].compressors
     assert any("Zstd" in type(c).__name__ for c in codecs) == (compression == "zstd")

@@ -14,6 +14,7 @@ from sanitize.stores import read_features
 # Runs in a fresh interpreter: only zarr, xarray and numpy; fails if anything imports pipeline.
 READER = textwrap.dedent(
     """
+    import json
     import sys
     import numpy as np
     import xarray as xr
@@ -21,7 +22,7 @@ READER = textwrap.dedent(
 
     path, out = sys.argv[1], sys.argv[2]
     group = zarr.open_group(path, mode="r")
-    meta = group.attrs["anon_store"]
+    meta = json.loads(group.attrs["anon_store"])
     assert meta["kind"] == "sanitized" and meta["status"] == "complete", meta
     ok = group["status"][:] == 1
     train = (group["split"][:] == "train") & ok
@@ -34,6 +35,10 @@ READER = textwrap.dedent(
     v = int(np.flatnonzero(group["kind"][:] == "untrimmed")[0])
     lo = int(group["window_offset"][v]); n = int(group["window_count"][v])
     windows = ds["window_features"].isel(window=slice(lo, lo + n)).values
+    owner = ds["window_video"].values                           # every window row is real
+    assert (owner >= 0).all() and np.isfinite(ds["window_features"].values[ok[owner]]).all()
+    assert ds["clip_features"].sel(video=str(ds["video"].values[v])).shape[0] > 0
+    ds.isel(video=slice(0, 3)).to_netcdf(out + ".nc")           # flat attrs: netCDF accepts them
     assert "pipeline" not in sys.modules and "store_schema" not in sys.modules
     np.savez(out, clips=clips, x_train=x_train, windows=windows, v=v,
              ids=np.array([str(i) for i in ds["video_id"].values]))

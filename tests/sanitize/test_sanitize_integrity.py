@@ -21,7 +21,7 @@ from pipeline.sanitize import SanitizeConfig, sanitize
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import LockHolder, StoreLock, StoreLockedError
 from pipeline.store.reader import open_store
-from pipeline.store.writer import table_specs
+from pipeline.store.writer import read_attrs, table_specs, update_attrs
 from sanitize.stores import ATTRIBUTES, assert_same_features
 from store_schema import validate
 
@@ -178,11 +178,11 @@ def test_an_input_replaced_while_it_is_read_leaves_the_output_incomplete(
     def replace_input(progress):
         # What a concurrent `extract --overwrite` of the input does first (discard_store).
         group = zarr.open_group(raw_store.url, mode="r+")
-        group.attrs["anon_store"] = {**group.attrs["anon_store"], "status": "creating"}
+        update_attrs(group, status="creating")
 
     with pytest.raises(StoreError, match="was replaced or is being rewritten"):
         sanitize(raw_store.url, mlp_adapter, output, progress=replace_input)
-    assert zarr.open_group(str(output), mode="r").attrs["anon_store"]["status"] == "writing"
+    assert read_attrs(zarr.open_group(str(output), mode="r"))["status"] == "writing"
     assert not Path(f"{output}.lock").exists()
 
 

@@ -20,6 +20,7 @@ from pipeline.store.lock import StoreLockedError
 from pipeline.store.reader import open_store
 from pipeline.store.writer import table_specs
 from sanitize.stores import ATTRIBUTES, assert_same_features, make_adapter
+from store_schema import decode_meta
 
 RUNNER = textwrap.dedent(
     """
@@ -69,7 +70,7 @@ def test_killed_run_is_refused_then_resumed_to_the_same_result(store_factory, tm
     killed = tmp_path / "killed.zarr"
     _kill_midway([raw.url, str(adapter), str(killed)], fraction=0.3)
 
-    meta = zarr.open_group(str(killed), mode="r").attrs["anon_store"]
+    meta = decode_meta(zarr.open_group(str(killed), mode="r").attrs["anon_store"])
     assert meta["status"] == "writing"
     with pytest.raises(StoreError, match="not complete"):
         open_store(killed)

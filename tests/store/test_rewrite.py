@@ -11,6 +11,7 @@ from pipeline.errors import StoreError
 from pipeline.store.location import StoreLocation
 from pipeline.store.reader import open_store
 from pipeline.store.writer import discard_store
+from store_schema import decode_meta
 
 
 def test_status_leaves_complete_before_anything_is_deleted(raw_store, tmp_path, monkeypatch):
@@ -21,7 +22,7 @@ def test_status_leaves_complete_before_anything_is_deleted(raw_store, tmp_path, 
 
     def observed_remove(self):
         # What a reader opening the store at this moment finds (with consolidated metadata too).
-        seen.append(zarr.open_group(str(copy), mode="r").attrs["anon_store"]["status"])
+        seen.append(decode_meta(zarr.open_group(str(copy), mode="r").attrs["anon_store"])["status"])
         with pytest.raises(StoreError, match="not complete"):
             open_store(copy)
         remove(self)

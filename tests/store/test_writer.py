@@ -20,7 +20,7 @@ from pipeline.store.writer import (
     finalize_store,
     shard_committed,
 )
-from store_schema import ATTRS_KEY, VIDEO_OK, validate
+from store_schema import ATTRS_KEY, VIDEO_OK, decode_meta, validate
 
 K, S, D = 3, 2, 8
 
@@ -37,7 +37,7 @@ def _tables(layout, n_videos):
         "num_frames": np.full(n_videos, 48, dtype=np.int32),
         "window_offset": layout.window_offset,
         "window_count": layout.window_count,
-        "window_video": np.full(windows, -1, dtype=np.int32),
+        "window_video": layout.window_video(),
         "window_start": np.full(windows, -1, dtype=np.int32),
         "segment_video": np.array([0, 1], dtype=np.int32),
         "segment_start": np.array([0, 4], dtype=np.int32),
@@ -113,7 +113,7 @@ def test_complete_store_reads_with_plain_zarr_and_xarray(built):
     expected = np.concatenate([r.clip_features for r in shards])
     np.testing.assert_array_equal(store.group["clip_features"][:], expected)
     plain = zarr.open_group(location.url, mode="r")
-    assert plain.attrs[ATTRS_KEY]["status"] == "complete"
+    assert decode_meta(plain.attrs[ATTRS_KEY])["status"] == "complete"
     ds = xr.open_zarr(location.url)
     assert ds["clip_features"].dims == ("video", "clip", "feature")
     np.testing.assert_array_equal(ds["clip_features"].values, expected)

@@ -1,29 +1,44 @@
-"""The declarative schema (v1) of anon-store feature stores: arrays, dtypes, dimensions, root attrs.
+"""The declarative schema (v2) of anon-store feature stores: arrays, dtypes, dimensions, attrs.
 
 A store is one zarr v3 group. Everything a downstream reader needs is here, so the schema can be
-read by people (README, `anon-store inspect`) and checked by code (`store_schema.validate`).
+read by people (docs/store.md, `anon-store inspect`) and checked by code (`store_schema.validate`).
 
 Layout
 ------
-Videos are a table: one 1-D array per column along dimension ``video``. Every video has exactly
+Videos are a table: one 1-D array per column along dimension ``video``, whose coordinate array
+``video`` holds the video ids (``ds.sel(video="v_001")`` works in xarray). Every video has exactly
 ``clips_per_video`` normal clips and ``static_clips`` static clips, so those embeddings are dense
 ``[video, clip, feature]`` / ``[video, static, feature]`` arrays. Sliding-window embeddings of
 untrimmed videos vary in count per video: they are flat rows along ``window`` with the owning
 video in ``window_video`` and each video's rows at
-``window_offset[v] : window_offset[v] + window_count[v]``.
-Window rows are grouped per extraction shard and padded to whole chunks so that shards never share a
-chunk; padding rows have ``window_video == -1`` and NaN features. Action segments (untrimmed videos)
-and abnormal events (anomaly videos) are flat rows along ``segment``.
+``window_offset[v] : window_offset[v] + window_count[v]``, every row a real window. Action
+segments (untrimmed videos) and abnormal events (anomaly videos) are flat rows along ``segment``.
+
+While a store is being written, window rows are grouped per extraction shard and padded to whole
+chunks (so that shards never share a chunk) in the ``_padded_window_*`` arrays; completion
+compacts them into the ``window_*`` arrays and removes the padded ones.
 
 Videos that failed (``status == 2``) keep their table row and reason; their features are NaN.
+Every array carries ``long_name`` and ``description`` attrs; coded arrays carry CF
+``flag_values`` / ``flag_meanings``. The root attrs hold the metadata object as a JSON string
+under ``anon_store`` (flat attrs, so netCDF writers accept them).
+
+Changes from v1: the ``video`` coordinate, array attrs, compact window rows, chunks sized to the
+data, and the metadata as a JSON string. v1 stores are refused with a message naming
+``anon-store migrate``.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 SCHEMA_ID = "anon-store.feature-store"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LEGACY_VERSIONS = (1,)
+"""Versions `anon-store migrate` upgrades in place."""
 ATTRS_KEY = "anon_store"
 
 KINDS = ("raw", "sanitized")
@@ -51,17 +66,48 @@ class ArraySpec:
     """Embedding array: rewritten by `sanitize`; never copied from raw into a sanitized store."""
     fill: float | int | str | None = None
     """Value of never-written elements; None = NaN for floats, -1 for ints, "" for strings."""
+    flags: tuple[tuple[int, str], ...] = ()
+    """Coded values and their meanings (written as CF flag_values / flag_meanings)."""
 
+    def attributes(self) -> dict[str, object]:
+        """The array's attrs: its schema doc, and its codes where it has fixed ones."""
+        attrs: dict[str, object] = {
+            "long_name": self.name.replace("_", " "),
+            "description": self.doc,
+        }
+        if self.flags:
+            attrs["flag_values"] = [value for value, _ in self.flags]
+            attrs["flag_meanings"] = " ".join(meaning for _, meaning in self.flags)
+        return attrs
+
+
+VIDEO_COORD = ArraySpec(
+    "video", "str", ("video",), "Video id (the coordinate of dimension video; same as video_id)."
+)
 
 VIDEO_TABLE: tuple[ArraySpec, ...] = (
+    VIDEO_COORD,
     ArraySpec("video_id", "str", ("video",), "Video id from the manifest (unique)."),
     ArraySpec("split", "str", ("video",), "Split name (train, val, test, privacy_train, ...)."),
     ArraySpec("kind", "str", ("video",), "trimmed | untrimmed | anomaly."),
     ArraySpec("action", "int16", ("video",), "Action class index, -1 where none."),
-    ArraySpec("anomalous", "int8", ("video",), "1 abnormal event, 0 none, -1 not applicable."),
+    ArraySpec(
+        "anomalous",
+        "int8",
+        ("video",),
+        "1 abnormal event, 0 none, -1 not applicable.",
+        flags=((-1, "not_applicable"), (0, "normal"), (1, "abnormal")),
+    ),
     ArraySpec("fps", "float32", ("video",), "Frames per second."),
     ArraySpec("num_frames", "int32", ("video",), "Frames in the video."),
-    ArraySpec("status", "int8", ("video",), "0 pending, 1 ok, 2 failed.", fill=VIDEO_PENDING),
+    ArraySpec(
+        "status",
+        "int8",
+        ("video",),
+        "0 pending, 1 ok, 2 failed.",
+        fill=VIDEO_PENDING,
+        flags=((VIDEO_PENDING, "pending"), (VIDEO_OK, "ok"), (VIDEO_FAILED, "failed")),
+    ),
     ArraySpec("failure_reason", "str", ("video",), "Why the video failed ('' when ok)."),
     ArraySpec("window_offset", "int64", ("video",), "First row of the video's windows."),
     ArraySpec("window_count", "int32", ("video",), "Number of window rows of the video."),
@@ -92,7 +138,7 @@ FEATURE_ARRAYS: tuple[ArraySpec, ...] = (
         "Embeddings of sliding windows over untrimmed and anomaly videos.",
         features=True,
     ),
-    ArraySpec("window_video", "int32", ("window",), "Video row of each window (-1 = padding)."),
+    ArraySpec("window_video", "int32", ("window",), "Video row of each window."),
     ArraySpec("window_start", "int32", ("window",), "First frame of each window."),
 )
 
@@ -111,16 +157,37 @@ SEGMENT_TABLE: tuple[ArraySpec, ...] = (
 ALL_ARRAYS: tuple[ArraySpec, ...] = VIDEO_TABLE + FEATURE_ARRAYS + SEGMENT_TABLE
 
 
-def attribute_spec(name: str) -> ArraySpec:
-    """The videos-table column holding attribute `name` (-1 = unknown)."""
+PADDED_PREFIX = "_padded_"
+"""Window arrays of a store being written live under this prefix until completion compacts them."""
+
+PADDED_WINDOW_ARRAYS = ("window_features", "window_video", "window_start")
+
+
+def attribute_spec(name: str, values: tuple[str, ...] = ()) -> ArraySpec:
+    """The videos-table column holding attribute `name` (-1 = unknown), coded by `values`."""
     return ArraySpec(
-        f"{ATTRIBUTE_PREFIX}{name}", "int16", ("video",), f"Attribute '{name}' (-1 unknown)."
+        f"{ATTRIBUTE_PREFIX}{name}",
+        "int16",
+        ("video",),
+        f"Attribute '{name}' (-1 unknown).",
+        flags=label_flags(values),
+    )
+
+
+def label_flags(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, str], ...]:
+    """Codes 0..n-1 of class or value `names` (-1 = unknown); spaces become underscores, as CF
+    flag_meanings are one space-separated string."""
+    if not names:
+        return ()
+    return (
+        (-1, "unknown"),
+        *((i, "_".join(str(n).split()) or f"value_{i}") for i, n in enumerate(names)),
     )
 
 
 REQUIRED_ATTRS: dict[str, str] = {
     "schema": "Always 'anon-store.feature-store'.",
-    "schema_version": "Schema version (1).",
+    "schema_version": "Schema version (2).",
     "kind": "raw | sanitized.",
     "status": "creating | writing | complete; 'complete' is written last.",
     "store_id": "Random id of this store (uuid4 hex).",
@@ -147,3 +214,14 @@ OPTIONAL_ATTRS: dict[str, str] = {
     "over person attributes on the privacy split, chance, leakage vs a raw store, seeds, date.",
 }
 """Root attrs a store may carry; validation does not require them."""
+
+
+def decode_meta(value: Any) -> dict[str, Any] | None:
+    """The metadata object from its root attr: a JSON string (v2), or a mapping (v1 stores and
+    groups edited by hand); None if it is neither."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return dict(value) if isinstance(value, Mapping) else None
