@@ -45,6 +45,9 @@ class ExtractConfig:
     """none | zstd for embedding chunks (they barely compress; see benchmarks)."""
     overwrite: bool = False
     """Replace an existing raw store made with different settings."""
+    append: bool = False
+    """Add the videos of a grown manifest to an existing complete store (same encoder, sampling
+    and settings; existing rows must be unchanged) instead of extracting from scratch."""
     break_lock: bool = False
     """Break the store's writer lock if its holder is dead (killed) or on another host; a lock
     held by a live process of this host is never broken (pipeline.store.lock)."""
@@ -66,6 +69,8 @@ class ExtractConfig:
         _check_int("static_clips", self.static_clips, low=0)
         _check_int("workers", self.workers, low=0, high=MAX_WORKERS)
         _check_int("seed", self.seed, low=None, high=None)
+        if self.append and self.overwrite:
+            raise ConfigError("append and overwrite exclude each other: append keeps the store")
         for name in ("videos_per_chunk", "window_chunk"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), low=1, high=None)

@@ -70,8 +70,11 @@ def plan_extraction(
     feature_dim: int,
     encoder_identity: dict,
     config: ExtractConfig,
+    *,
+    only: set[str] | None = None,
 ) -> ExtractionPlan:
-    """Select videos, lay out the store, and fingerprint everything that determines its content."""
+    """Select videos (of the extracted splits; with `only`, just those ids), lay out the store,
+    and fingerprint everything that determines its content."""
     table = manifest.table
     all_splits = [str(s) for s in table.column("split").to_pylist()]
     if config.splits is None:
@@ -82,6 +85,9 @@ def plan_extraction(
             raise ConfigError(f"splits {missing} are not in the manifest")
         splits = tuple(config.splits)
     rows = np.array([i for i, s in enumerate(all_splits) if s in splits], dtype=np.int64)
+    if only is not None:
+        ids = table.column("video_id").to_pylist()
+        rows = np.array([i for i in rows if ids[i] in only], dtype=np.int64)
     if len(rows) == 0:
         raise ConfigError("no videos to extract: the selected splits are empty")
 
@@ -150,5 +156,7 @@ def plan_extraction(
         "videos_per_chunk": layout.videos_per_chunk,
         "window_chunk": layout.window_chunk,
     }
+    if only is not None:
+        identity["only"] = hashlib.sha256("\n".join(sorted(only)).encode()).hexdigest()
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return ExtractionPlan(rows, tables, layout, fingerprint, splits)

@@ -289,79 +289,104 @@ def extract(
     """Encode every clip of the manifest's videos once into the raw store at `output`.
 
     Resumable: shards already committed are kept, so a rerun after a crash does only what is left.
-    Re-running on a complete store with the same settings does nothing.
+    Re-running on a complete store with the same settings does nothing. ``config.append`` adds
+    the videos of a grown manifest to a complete store instead (pipeline.extract.append).
     """
     config = config or ExtractConfig()
-    started = time.perf_counter()
     location = StoreLocation.parse(output, storage_options)
     loaded_manifest = read_manifest_for(manifest, config)
     model = load_encoder_for(resolve_encoder_source(encoder), config)
     sampling = sampling_for(model, config)
+    if config.append:
+        from pipeline.extract.append import append_videos
+
+        return append_videos(location, loaded_manifest, model, sampling, config, progress)
     plan = plan_extraction(loaded_manifest, sampling, model.hidden_size, model.identity, config)
     # The lock is taken before the store is even looked at: what is found must not change under
     # this run's feet. Checks above wrote nothing, so bad input leaves no lock behind either.
     with StoreLock(location, break_lock=config.break_lock) as lock:
-        state = existing_state_of(location, plan.fingerprint, config.overwrite)
-        if state == "complete":
-            meta = read_attrs(location.open_group("r")) or {}
-            log.info("%s is already complete with the same settings: nothing to do", location.name)
-            return ExtractResult(
-                str(location), "unchanged", len(plan.rows), 0, 0, 0.0, meta["store_id"]
-            )
-        group = open_raw_store(location, state, plan, loaded_manifest, model, sampling, config)
-        done = shard_committed(group, plan.layout)
-        todo = [shard for shard in range(plan.layout.num_shards) if not done[shard]]
-        skipped = sum(
-            len(plan.layout.shard_videos(s)) for s in range(plan.layout.num_shards) if done[s]
-        )
-        log.info(  # the store's name only: logs carry no path of this machine
-            "extracting %d videos in %d shards into %s (%d already committed)",
-            len(plan.rows) - skipped,
-            len(todo),
-            location.name,
-            skipped,
-        )
-        shard_encoder = ShardEncoder(loaded_manifest, plan, model, sampling, config)
-        counts = {"done": skipped, "failed": 0}
+        return fill_store(location, plan, loaded_manifest, model, sampling, config, lock, progress)
 
-        def on_video(ok: bool) -> None:
-            counts["done"] += 1
-            counts["failed"] += 0 if ok else 1
-            if progress is not None:
-                progress(
-                    ExtractProgress(
-                        counts["done"],
-                        len(plan.rows),
-                        shard_encoder.batcher.clips_encoded,
-                        counts["failed"],
-                    )
-                )
 
-        for shard in todo:
-            result = shard_encoder.run(shard, on_video)
-            try:
-                commit_shard(group, plan.layout, result)
-            except StoreIOError as error:
-                raise StoreIOError(
-                    f"{error}; {location} is left incomplete: rerun to resume"
-                ) from error
-            log.info("committed shard %d/%d", shard + 1, plan.layout.num_shards)
-        status = np.asarray(group["status"][:])
-        failed = int((status == VIDEO_FAILED).sum())
-        meta = read_attrs(group) or {}
-        if failed == len(status):
-            raise AnonStoreError(
-                f"all {failed} videos failed to decode (reasons are in {location}/failure_reason); "
-                "the store is left incomplete"
-            )
-        lock.verify()
-        finalize_store(location, group, num_failed=failed)
+def fill_store(
+    location: StoreLocation,
+    plan: ExtractionPlan,
+    manifest: Manifest,
+    model: VideoEncoder,
+    sampling: ClipSampling,
+    config: ExtractConfig,
+    lock: StoreLock,
+    progress: ProgressFn | None = None,
+    *,
+    overwrite: bool | None = None,
+) -> ExtractResult:
+    """Create or resume the raw store of `plan` at `location` (its lock held) and complete it."""
+    started = time.perf_counter()
+    overwrite = config.overwrite if overwrite is None else overwrite
+    state = existing_state_of(location, plan.fingerprint, overwrite)
+    if state == "complete":
+        meta = read_attrs(location.open_group("r")) or {}
+        log.info("%s is already complete with the same settings: nothing to do", location.name)
         return ExtractResult(
-            output=str(location),
-            action="created" if state in ("new", "recreate") else "resumed",
-            videos=len(plan.rows),
-            failed=failed,
-            clips_encoded=shard_encoder.batcher.clips_encoded,
-            seconds=time.perf_counter() - started,
-            store_id=str(meta.get("store_id")),
+            str(location), "unchanged", len(plan.rows), 0, 0, 0.0, meta["store_id"]
         )
+    group = open_raw_store(location, state, plan, manifest, model, sampling, config)
+    done = shard_committed(group, plan.layout)
+    todo = [shard for shard in range(plan.layout.num_shards) if not done[shard]]
+    skipped = sum(
+        len(plan.layout.shard_videos(s)) for s in range(plan.layout.num_shards) if done[s]
+    )
+    log.info(  # the store's name only: logs carry no path of this machine
+        "extracting %d videos in %d shards into %s (%d already committed)",
+        len(plan.rows) - skipped,
+        len(todo),
+        location.name,
+        skipped,
+    )
+    shard_encoder = ShardEncoder(manifest, plan, model, sampling, config)
+    counts = {"done": skipped, "failed": 0}
+
+    def on_video(ok: bool) -> None:
+        counts["done"] += 1
+        counts["failed"] += 0 if ok else 1
+        if progress is not None:
+            progress(
+                ExtractProgress(
+                    counts["done"],
+                    len(plan.rows),
+                    shard_encoder.batcher.clips_encoded,
+                    counts["failed"],
+                )
+            )
+
+    for shard in todo:
+        result = shard_encoder.run(shard, on_video)
+        try:
+            commit_shard(group, plan.layout, result)
+        except StoreIOError as error:
+            raise StoreIOError(
+                f"{error}; {location} is left incomplete: rerun to resume"
+            ) from error
+        log.info("committed shard %d/%d", shard + 1, plan.layout.num_shards)
+    status = np.asarray(group["status"][:])
+    failed = int((status == VIDEO_FAILED).sum())
+    meta = read_attrs(group) or {}
+    if failed == len(status):
+        raise AnonStoreError(
+            f"all {failed} videos failed to decode (reasons are in {location}/failure_reason); "
+            "the store is left incomplete"
+        )
+    lock.verify()
+    finalize_store(
+        location, group, {"op": "created", "videos": len(status), "failed": failed},
+        num_failed=failed,
+    )  # fmt: skip
+    return ExtractResult(
+        output=str(location),
+        action="created" if state in ("new", "recreate") else "resumed",
+        videos=len(plan.rows),
+        failed=failed,
+        clips_encoded=shard_encoder.batcher.clips_encoded,
+        seconds=time.perf_counter() - started,
+        store_id=str(meta.get("store_id")),
+    )

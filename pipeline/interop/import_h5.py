@@ -359,7 +359,10 @@ def import_h5(
     failed = int((status == VIDEO_FAILED).sum())
     if failed == len(status):
         raise StoreError(f"none of the {failed} videos has usable features in {path.name}")
-    meta = finalize_store(location, group, num_failed=failed)
+    meta = finalize_store(
+        location, group, {"op": "imported", "videos": len(status), "failed": failed},
+        num_failed=failed,
+    )  # fmt: skip
     log.info(
         "imported %d videos (%d failed, %d datasets ignored) from %s into %s",
         len(ids),

@@ -284,7 +284,10 @@ def finish_extraction(job: ExtractionJob, clips_encoded: int = 0) -> ExtractResu
             f"all {failed} videos failed to decode (reasons are in {location}/failure_reason); "
             "the store is left incomplete"
         )
-    finalize_store(location, group, num_failed=failed)
+    finalize_store(
+        location, group, {"op": "created", "videos": len(status), "failed": failed},
+        num_failed=failed,
+    )  # fmt: skip
     return ExtractResult(
         output=job.output,
         action=job.action,

@@ -34,7 +34,7 @@ from pipeline.probes.evaluate import EvalConfig, _add_leakage, run_probes
 from pipeline.probes.features import ProbeFeatures, load_features
 from pipeline.store.lock import StoreLock
 from pipeline.store.reader import FeatureStore, open_store
-from pipeline.store.writer import read_attrs, update_attrs
+from pipeline.store.writer import read_attrs, with_event, write_attrs
 from pipeline.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -258,6 +258,7 @@ def _record(
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "producer": {"name": "anon-store", "version": pipeline.__version__},
         "store_id": store.store_id,
+        "store_version": int(store.meta.get("version") or 0),
         "splits": {
             "train": config.train_split,
             "test": config.test_split,
@@ -301,7 +302,16 @@ def _write(store: FeatureStore, record: dict[str, Any], *, break_lock: bool) -> 
                 f"{store.location} changed while it was audited (now status "
                 f"{meta.get('status')!r}, store {meta.get('store_id')}): rerun the audit"
             )
-        update_attrs(group, **{AUDIT_KEY: record})
+        summary = record["summary"]
+        meta = with_event(
+            {**meta, AUDIT_KEY: record},
+            "audited",
+            store_version=record["store_version"],
+            setting=summary["setting"],
+            cmap_person=summary["cmap_person"],
+            leakage_person=summary["leakage_person"],
+        )
+        write_attrs(group, meta)
     log.info(
         "audit of %s recorded: cMAP %s (chance %s, leakage %s)",
         store.location.name,

@@ -19,6 +19,7 @@ import zarr
 from pipeline.aam.checkpoint import LoadedAdapter, load_adapter
 from pipeline.errors import AdapterError, AnonStoreError, StoreError
 from pipeline.sanitize.config import SanitizeConfig
+from pipeline.sanitize.grow import grow_output, growable, mark_existing, old_sizes
 from pipeline.sanitize.kernel import AdapterKernel, kernel_for, resolve_device
 from pipeline.sanitize.output import check_apart, check_reachable, existing_state
 from pipeline.sanitize.schedule import connect, run_distributed, run_local
@@ -152,6 +153,7 @@ def sanitized_store_meta(
     meta.update(
         input_store_id=source.store_id,
         input_fingerprint=source.meta.get("fingerprint"),
+        input_version=int(source.meta.get("version") or 0),
         input_provenance=source.meta.get("provenance"),
         adapter={"sha256": loaded.adapter_hash, "config": loaded.config},
         sanitize={
@@ -211,8 +213,13 @@ def sanitize(
     check_reachable(location)  # a bad endpoint or bucket is reported as such, before the lock
     # Taken before the output is looked at, released however this ends (pipeline.store.lock).
     with StoreLock(location, break_lock=config.break_lock) as lock:
-        state = existing_state(
-            location, kind="sanitized", fingerprint=fp, overwrite=config.overwrite
+        previous = growable(location, source, loaded, config, NUMERICS_VERSION)
+        state = (
+            "grow"
+            if previous is not None
+            else existing_state(
+                location, kind="sanitized", fingerprint=fp, overwrite=config.overwrite
+            )
         )
         if state == "complete":
             meta = read_attrs(location.open_group("r")) or {}
@@ -240,8 +247,13 @@ def sanitize(
             client = (
                 stack.enter_context(connect(config.scheduler)) if config.is_distributed else None
             )
-            group = _prepare_output(location, state, source, loaded, config, layout, fp)
-            families = plan_families(group, source.attribute_names)
+            if state == "grow":
+                group = grow_output(location, source)
+                families = plan_families(group, source.attribute_names)
+                mark_existing(group, families, old_sizes(previous))
+            else:
+                group = _prepare_output(location, state, source, loaded, config, layout, fp)
+                families = plan_families(group, source.attribute_names)
             total = marker_count(families)
             done = read_markers(group, total)
             log.info(  # store names only: logs carry no path of this machine
@@ -283,10 +295,13 @@ def sanitize(
         lock.verify()
         _check_input_unchanged(source)
         del group[MARKERS]
-        meta = finalize_store(location, group)
+        event, extra = _completion(state, source, previous, fp)
+        meta = finalize_store(location, group, event, **extra)
         return SanitizeResult(
             output=str(location),
-            action="created" if state in ("new", "recreate") else "resumed",
+            action={"new": "created", "recreate": "created", "grow": "appended"}.get(
+                state, "resumed"
+            ),
             store_id=str(meta.get("store_id")),
             input_store_id=source.store_id,
             adapter_sha256=loaded.adapter_hash,
@@ -311,6 +326,36 @@ def _check_input_unchanged(source: FeatureStore) -> None:
             f"{now.get('store_id')}, status {now.get('status')}) while it was read: the output is "
             "left incomplete; rerun once the input is complete"
         )
+
+
+def _completion(
+    state: str, source: FeatureStore, previous: dict[str, Any] | None, fp: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The history event and metadata updates that complete the output."""
+    input_version = int(source.meta.get("version") or 0)
+    if state != "grow" or previous is None:
+        event = {
+            "op": "sanitized",
+            "input_store_id": source.store_id,
+            "input_version": input_version,
+        }
+        return event, {}
+    added = source.num_videos - old_sizes(previous)["video"]
+    layout = {
+        **(previous.get("layout") or {}),
+        "num_videos": source.num_videos,
+        "num_windows": int(source.group["window_features"].shape[0]),
+        "num_segments": int(source.group["segment_video"].shape[0]),
+    }
+    event = {"op": "appended", "videos": added, "input_version": input_version}
+    extra = {
+        "fingerprint": fp,
+        "input_fingerprint": source.meta.get("fingerprint"),
+        "input_version": input_version,
+        "num_failed": source.meta.get("num_failed"),
+        "layout": layout,
+    }
+    return event, extra
 
 
 def _prepare_output(

@@ -101,7 +101,9 @@ def plan_layout(
     # videos made a 40-video store 40x larger on disk than its features.
     vpc = videos_per_chunk or min(_chunk_rows(per_video_bytes, 16, 4096), max(1, len(counts)))
     total = int(counts.sum())
-    wch = window_chunk or min(_chunk_rows(feature_dim * 4, 64, 4096), max(1, total))
+    target = _chunk_rows(feature_dim * 4, 64, 4096)
+    # No windows yet: keep the target, so that windows appended later are not one row per chunk.
+    wch = window_chunk or (min(target, total) if total else target)
     if vpc <= 0 or wch <= 0:
         raise ConfigError("videos_per_chunk and window_chunk must be positive")
     offsets = np.zeros(len(counts), dtype=np.int64)

@@ -88,7 +88,8 @@ def migrate_store(
         padding = _stage_padded_windows(group, codecs)
         _describe_arrays(group, meta, codecs)
         lock.verify()
-        meta = finalize_store(location, group, migrated_from=meta["migrated_from"])
+        event = {"op": "migrated", "from_schema": meta["migrated_from"]}
+        meta = finalize_store(location, group, event, migrated_from=meta["migrated_from"])
     problems = validate(location.url, storage_options=storage_options)
     if problems:
         raise StoreError(f"{location}: migrated store fails validation: {problems[0]}")

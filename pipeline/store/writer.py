@@ -208,7 +208,8 @@ def create_store(
         "segment": len(tables["segment_video"]) if num_segments is None else num_segments,
     }
     group = location.open_group("w")
-    write_attrs(group, {**meta, "status": "creating", "layout": layout.to_json()})
+    layout_json = {**layout.to_json(), "num_segments": sizes["segment"]}
+    write_attrs(group, {**meta, "status": "creating", "layout": layout_json})
     attribute_names = list(dataset.get("attributes") or {})
     specs = [spec for spec in FEATURE_ARRAYS if spec.features] + table_specs(attribute_names)
     by_name = {spec.name: spec for spec in attribute_specs(dataset)}
@@ -327,11 +328,35 @@ def compact_windows(group: zarr.Group, codecs: StoreCodecs) -> None:
             del group[padded[name]]
 
 
-def finalize_store(location: StoreLocation, group: zarr.Group, **extra: Any) -> dict[str, Any]:
-    """Compact shard-padded window rows, mark the store complete (the last write of the data)
-    and consolidate metadata for readers."""
+CONTENT_EVENTS = ("created", "imported", "sanitized", "appended")
+"""History operations that change a store's content: each one bumps its version."""
+
+
+def with_event(meta: Mapping[str, Any], op: str, **details: Any) -> dict[str, Any]:
+    """`meta` with one more history entry (append-only) and, for content changes, the next
+    version. Entries: {version, op, at, producer version, details...}."""
+    version = int(meta.get("version") or 0)
+    if op in CONTENT_EVENTS:
+        version += 1
+    entry = {"version": version, "op": op, "at": utc_now(), "anon_store": pipeline.__version__}
+    history = [*list(meta.get("history") or []), {**entry, **details}]
+    return {**meta, "version": version, "history": history}
+
+
+def finalize_store(
+    location: StoreLocation,
+    group: zarr.Group,
+    event: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Compact shard-padded window rows, record `event` ({"op": ..., details}; default
+    "created") in the history, mark the store complete (the last write of the data) and
+    consolidate metadata for readers."""
     compact_windows(group, StoreCodecs(**((read_attrs(group) or {}).get("codecs") or {})))
-    meta = update_attrs(group, status="complete", completed_at=utc_now(), **extra)
+    event = dict(event or {"op": "created"})
+    meta = with_event(read_attrs(group) or {}, event.pop("op"), **event)
+    meta.update(status="complete", completed_at=utc_now(), **extra)
+    write_attrs(group, meta)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ZarrUserWarning)
         zarr.consolidate_metadata(location.zarr_store(), zarr_format=3)
