@@ -45,10 +45,18 @@ class ChunkReport:
     metadata_documents: int = 0
 
 
+CHECKSUM_MISMATCH = "crc32c checksum mismatch (flipped bits or a truncated chunk)"
+
+
+def corrupt_chunk_message(array: str, coords: tuple[int, ...], key: str, why: str) -> str:
+    """The one line naming a corrupt chunk: `validate --deep` and every reader say the same."""
+    return f"array '{array}' chunk {coords} ('{key}') is corrupt: {why}"
+
+
 def _one_line(error: BaseException, limit: int = 200) -> str:
     text = " ".join(str(error).split()) or "(no message)"
     if isinstance(error, ValueError) and "checksum" in text:
-        return "crc32c checksum mismatch (flipped bits or a truncated chunk)"
+        return CHECKSUM_MISMATCH
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return f"{type(error).__name__}: {text}"
@@ -156,7 +164,7 @@ def _check_array(
         try:
             array.get_block_selection(coords)
         except Exception as error:
-            return f"array '{name}' chunk {coords} ('{key}') is corrupt: {_one_line(error)}"
+            return corrupt_chunk_message(name, coords, key, _one_line(error))
         return None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -33,6 +33,7 @@ from pipeline.aam.heads import SeenTaskHead, build_head
 from pipeline.aam.losses import LOSS_WEIGHTS
 from pipeline.aam.trainer import TrainConfig
 from pipeline.errors import AdapterError, AnonStoreError
+from pipeline.store.permissions import OWNER_DIR, OWNER_FILE
 
 ADAPTER_FORMAT = "anon-store-adapter"
 FORMAT_VERSION = 1
@@ -100,7 +101,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
+    # Owner-only from creation (pipeline.store.permissions): an adapter stays with the raw store.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_FILE)
+    with open(descriptor, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -179,6 +182,7 @@ def save_adapter(
         _write(tmp / MODEL_FILE, model_bytes)
         _write(tmp / CONFIG_FILE, config_bytes)
         _write(tmp / METRICS_FILE, metrics_bytes)
+        os.chmod(tmp, OWNER_DIR)  # mkdtemp's mode already, whatever the platform default
         replace_directory(tmp, target)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -37,6 +37,8 @@ from pipeline.aam.train_state import CHECKPOINT_DIR, TrainState, load_train_stat
 from pipeline.aam.trainer import LatentTrainingData, TrainConfig, TrainResult, train_adapter
 from pipeline.errors import AdapterError, StoreError
 from pipeline.store.location import StoreLocation
+from pipeline.store.lock import StoreLock
+from pipeline.store.permissions import private_directory
 from pipeline.store.reader import FeatureStore, open_store
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class TrainAAMConfig:
     """Continue from the checkpoint in ``<output>/.checkpoint`` when it matches this run."""
     overwrite: bool = False
     """Replace an existing adapter directory."""
+    break_lock: bool = False
+    """Break the output's lock (``<output>.lock``) if its holder is dead or on another host."""
 
     def adapter_config(self, dim: int) -> AdapterConfig:
         return AdapterConfig(
@@ -345,10 +349,24 @@ def train_aam(
 
     raw = open_store(store, kind="raw")
     output_dir = Path(output)
-    _check_inputs(raw, output_dir, config)
     warning = privacy_off_warning(dataclasses.asdict(config.training))
     if warning is not None:  # one line: to the caller's channel if it has one, else the log
         notify(warning) if notify is not None else log.warning(warning)
+    # One run per output directory: two runs resuming the same checkpoint would overwrite it.
+    with StoreLock(StoreLocation.parse(output_dir), break_lock=config.break_lock,
+                   command="anon-store train"):  # fmt: skip
+        return _train_locked(raw, output_dir, config, say, progress, on_validation)
+
+
+def _train_locked(
+    raw: FeatureStore,
+    output_dir: Path,
+    config: TrainAAMConfig,
+    say: Callable[[str], None],
+    progress: Callable[[int, int], None] | None,
+    on_validation: Callable[[dict[str, Any]], None] | None,
+) -> TrainAAMResult:
+    _check_inputs(raw, output_dir, config)
     data = plan_data(raw, config)
     ledger = MemoryLedger()
     train_rows = usable_rows(raw, config.train_split)
@@ -366,6 +384,7 @@ def train_aam(
         val = StreamingSplit(raw, val_rows, data.val_plan, ledger=ledger)
     identity = run_identity(raw, config, data)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
+    private_directory(output_dir)  # checkpoints are adapters too: owner-only
     resume = _resume_state(checkpoint_dir, identity, config, say)
 
     def on_checkpoint(state: TrainState) -> None:

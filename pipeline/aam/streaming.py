@@ -294,6 +294,8 @@ class StreamingSplit:
             static = np.asarray(self.store.group["static_features"][rows], np.float32)
         except Exception as error:
             self.ledger.release(raw_bytes)
+            if isinstance(error, StoreError):  # already one line (a corrupt chunk, I/O given up)
+                raise
             raise StoreError(
                 f"{self.store.location}: cannot read feature rows {block.lo}-{block.hi} "
                 f"({type(error).__name__}: {' '.join(str(error).split())})"

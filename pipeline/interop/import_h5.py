@@ -40,6 +40,7 @@ from pipeline.errors import ConfigError, StoreError
 from pipeline.sanitize.output import existing_state
 from pipeline.store.layout import StoreLayout, plan_layout
 from pipeline.store.location import StoreLocation
+from pipeline.store.lock import StoreLock
 from pipeline.store.writer import (
     ShardResult,
     StoreCodecs,
@@ -277,6 +278,7 @@ def import_h5(
     splits: tuple[str, ...] | None = None,
     progress: Callable[[int, int], None] | None = None,
     storage_options: dict | None = None,
+    break_lock: bool = False,
 ) -> ImportResult:
     """Write a raw store at `output` from the HDF5 feature cache `h5_path` and its manifest.
 
@@ -318,59 +320,63 @@ def import_h5(
             "clips_per_video": clips_per_video,
         }
         fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-        state = existing_state(location, kind="raw", fingerprint=fingerprint, overwrite=overwrite)
-        if state == "complete":
-            meta = read_attrs(location.open_group("r")) or {}
-            return ImportResult(
-                str(location),
-                "unchanged",
-                str(meta["store_id"]),
-                len(ids),
-                0,
-                source.ignored,
-                layout.clips_per_video,
-                layout.static_clips,
-                layout.feature_dim,
-                time.perf_counter() - started,
+        with StoreLock(location, break_lock=break_lock, command="anon-store import-h5") as lock:
+            state = existing_state(
+                location, kind="raw", fingerprint=fingerprint, overwrite=overwrite
             )
-        if state == "resume":
-            group = location.open_group("r+")
-        else:
-            if state == "recreate":
-                discard_store(location)
-            tables = _tables(manifest, rows, layout)
-            meta = imported_store_meta(
-                manifest, rows, path, sha, source, fingerprint, clips_per_video
-            )
-            group = create_store(location, meta, layout, tables, StoreCodecs())
-        done = shard_committed(group, layout)
-        finished = sum(len(layout.shard_videos(s)) for s in np.flatnonzero(done))
-        for shard in np.flatnonzero(~done):
-            result, window_start = _read_shard(f, ids, source, layout, int(shard))
-            windows = layout.shard_windows(int(shard))
-            if len(windows):
-                target = window_name("window_start", layout)
-                group[target][windows.start : windows.stop] = window_start
-            commit_shard(group, layout, result)
-            finished += len(result.status)
-            if progress is not None:
-                progress(finished, len(ids))
-    status = np.asarray(group["status"][:])
-    failed = int((status == VIDEO_FAILED).sum())
-    if failed == len(status):
-        raise StoreError(f"none of the {failed} videos has usable features in {path.name}")
-    meta = finalize_store(
-        location, group, {"op": "imported", "videos": len(status), "failed": failed},
-        num_failed=failed,
-    )  # fmt: skip
-    log.info(
-        "imported %d videos (%d failed, %d datasets ignored) from %s into %s",
-        len(ids),
-        failed,
-        source.ignored,
-        path,
-        location,
-    )
+            if state == "complete":
+                meta = read_attrs(location.open_group("r")) or {}
+                return ImportResult(
+                    str(location),
+                    "unchanged",
+                    str(meta["store_id"]),
+                    len(ids),
+                    0,
+                    source.ignored,
+                    layout.clips_per_video,
+                    layout.static_clips,
+                    layout.feature_dim,
+                    time.perf_counter() - started,
+                )
+            if state == "resume":
+                group = location.open_group("r+")
+            else:
+                if state == "recreate":
+                    discard_store(location)
+                tables = _tables(manifest, rows, layout)
+                meta = imported_store_meta(
+                    manifest, rows, path, sha, source, fingerprint, clips_per_video
+                )
+                group = create_store(location, meta, layout, tables, StoreCodecs())
+            done = shard_committed(group, layout)
+            finished = sum(len(layout.shard_videos(s)) for s in np.flatnonzero(done))
+            for shard in np.flatnonzero(~done):
+                result, window_start = _read_shard(f, ids, source, layout, int(shard))
+                windows = layout.shard_windows(int(shard))
+                if len(windows):
+                    target = window_name("window_start", layout)
+                    group[target][windows.start : windows.stop] = window_start
+                commit_shard(group, layout, result)
+                finished += len(result.status)
+                if progress is not None:
+                    progress(finished, len(ids))
+        status = np.asarray(group["status"][:])
+        failed = int((status == VIDEO_FAILED).sum())
+        if failed == len(status):
+            raise StoreError(f"none of the {failed} videos has usable features in {path.name}")
+        lock.verify()
+        meta = finalize_store(
+            location, group, {"op": "imported", "videos": len(status), "failed": failed},
+            num_failed=failed,
+        )  # fmt: skip
+        log.info(
+            "imported %d videos (%d failed, %d datasets ignored) from %s into %s",
+            len(ids),
+            failed,
+            source.ignored,
+            path,
+            location,
+        )
     return ImportResult(
         output=str(location),
         action="created" if state in ("new", "recreate") else "resumed",

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,8 +78,13 @@ def server_env(home: Path) -> dict[str, str]:
 
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
     """True if the API at `url` answers its health check."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    # A server on this machine is asked directly: an HTTP_PROXY without NO_PROXY would send the
+    # health check to the proxy, and a healthy local server would never be seen as up.
+    local = host in ("localhost", "::1") or host.startswith("127.")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({} if local else None))
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
+        with opener.open(f"{url.rstrip('/')}/health", timeout=timeout) as response:
             return response.status == 200 and response.read().strip() == b"true"
     except (urllib.error.URLError, OSError, ValueError):
         return False

@@ -24,8 +24,10 @@ import json
 import logging
 import os
 import shlex
+import signal
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -250,6 +252,32 @@ def _create_local(path: Path, data: bytes) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+class TerminatedError(SystemExit):
+    """SIGTERM arrived while a lock was held: unwinds like Ctrl-C, so locks are released."""
+
+
+def _raise_on_sigterm() -> Any:
+    """Make SIGTERM unwind the stack (releasing locks on the way) instead of killing the
+    process where it stands; only in the main thread, where Python runs signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None):
+        return None  # someone else's handler (a server, a test runner): leave it alone
+
+    def terminate(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+        raise TerminatedError(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    return previous
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
+
+
 class StoreLock:
     """The writer lock of one store, as a context manager: taken on entry, released on exit
     (normal or by an exception). A process killed with SIGKILL leaves it behind: the next run
@@ -268,13 +296,18 @@ class StoreLock:
         self.file = _LockFile(location)
         self.holder: LockHolder | None = None
         """This run's entry while it holds the lock."""
+        self._previous_sigterm: Any = None
 
     def __enter__(self) -> StoreLock:
         self.acquire()
+        self._previous_sigterm = _raise_on_sigterm()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release(quiet=exc[0] is not None)
+        try:
+            self.release(quiet=exc[0] is not None)
+        finally:
+            _restore_sigterm(self._previous_sigterm)
 
     def current(self) -> tuple[LockHolder | None, bytes | None]:
         """The holder recorded in the lock file (None, None if there is no lock; None, raw bytes

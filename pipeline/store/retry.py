@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
+import json
 import logging
 import os
 import random
@@ -20,11 +21,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import google_crc32c
+import numpy as np
 from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import WrapperStore
 
 from pipeline.errors import StoreError
+from store_schema.deep import CHECKSUM_MISMATCH, corrupt_chunk_message
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +168,10 @@ async def retry_async(
     raise AssertionError("unreachable")
 
 
+class CorruptChunkError(StoreError):
+    """A chunk failed its checksum: flipped bits or a torn write."""
+
+
 class RetryingStore(WrapperStore[Store]):
     """A zarr store that retries every operation of the store it wraps on transient errors.
 
@@ -176,6 +184,8 @@ class RetryingStore(WrapperStore[Store]):
         super().__init__(store)
         self.policy = policy or RetryPolicy.from_env()
         self.name = name or str(store)
+        self._checksummed: dict[str, bool] = {}
+        """Array path -> whether its chunks end with a crc32c (read from its metadata once)."""
 
     def _with_store(self, store: Store) -> RetryingStore:
         return type(self)(store, self.policy, self.name)
@@ -189,11 +199,41 @@ class RetryingStore(WrapperStore[Store]):
     async def get(
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
     ) -> Buffer | None:
-        return await retry_async(
+        buffer = await retry_async(
             lambda: self._store.get(key, prototype, byte_range),
             self._what("read", key),
             self.policy,
         )
+        if buffer is not None and byte_range is None and "/c/" in key:
+            await self._verify_chunk(key, buffer, prototype)
+        return buffer
+
+    async def _verify_chunk(self, key: str, buffer: Buffer, prototype: BufferPrototype) -> None:
+        """Check a whole chunk's crc32c before zarr decodes it, so that a reader fails with the
+        line `validate --deep` gives (array, chunk, key) instead of a bare ValueError."""
+        array, _, coords = key.rpartition("/c/")
+        checked = self._checksummed.get(array)
+        if checked is None:
+            document = await retry_async(
+                lambda: self._store.get(f"{array}/zarr.json", prototype),
+                self._what("read", f"{array}/zarr.json"),
+                self.policy,
+            )
+            codecs = json.loads(document.to_bytes()).get("codecs") if document else None
+            last = codecs[-1] if isinstance(codecs, list) and codecs else None
+            name = last.get("name") if isinstance(last, dict) else last
+            checked = self._checksummed[array] = name == "crc32c"
+        if not checked:
+            return
+        data = buffer.as_numpy_array()
+        computed = np.uint32(google_crc32c.value(data[:-4])).astype("<u4").tobytes()
+        if len(data) < 4 or computed != bytes(data[-4:]):
+            index = tuple(int(part) for part in coords.split("/") if part.isdigit())
+            where = f" of {self.name}" if self.name else ""
+            raise CorruptChunkError(
+                corrupt_chunk_message(array, index, key, CHECKSUM_MISMATCH)
+                + f"{where}; `anon-store validate --deep` lists every corrupt chunk"
+            )
 
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]

@@ -20,6 +20,7 @@ import pipeline
 from pipeline.errors import StoreError
 from pipeline.store.layout import StoreLayout
 from pipeline.store.location import StoreLocation
+from pipeline.store.permissions import private_directory, restrict_tree
 from store_schema import (
     ATTRS_KEY,
     FEATURE_ARRAYS,
@@ -207,6 +208,8 @@ def create_store(
         "window": layout.num_windows,
         "segment": len(tables["segment_video"]) if num_segments is None else num_segments,
     }
+    if meta.get("kind") == "raw" and location.is_local:
+        private_directory(location.url)  # before the first file: nothing is ever world-readable
     group = location.open_group("w")
     layout_json = {**layout.to_json(), "num_segments": sizes["segment"]}
     write_attrs(group, {**meta, "status": "creating", "layout": layout_json})
@@ -360,4 +363,6 @@ def finalize_store(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ZarrUserWarning)
         zarr.consolidate_metadata(location.zarr_store(), zarr_format=3)
+    if meta.get("kind") == "raw" and location.is_local:
+        restrict_tree(location.url)
     return meta

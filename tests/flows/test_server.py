@@ -5,10 +5,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+import urllib.parse
 
 import psutil
 import pytest
 import typer
+from local_servers import start_on_free_port, start_prefect_server
 from typer.testing import CliRunner
 
 from pipeline.errors import AnonStoreError
@@ -50,7 +52,9 @@ def test_port_in_use_is_a_one_line_error_and_leaves_nothing(tmp_path):
 
 def test_a_server_that_is_not_healthy_in_time_is_stopped(tmp_path):
     with pytest.raises(AnonStoreError, match="not healthy after") as info:
-        server.start_server(port=server.free_port(), home=tmp_path, timeout=0.2, ui=False)
+        start_on_free_port(
+            lambda port: server.start_server(port=port, home=tmp_path, timeout=0.2, ui=False)
+        )
     assert "\n" not in str(info.value) and str(tmp_path / server.LOG_FILE) in str(info.value)
     assert not (tmp_path / server.STATE_FILE).exists()
     ours = [
@@ -81,8 +85,8 @@ def test_serve_refuses_an_api_that_is_not_up():
 
 @pytest.mark.integration
 def test_start_status_stop_a_real_server(tmp_path):
-    port = server.free_port()
-    started = server.start_server(port=port, home=tmp_path, ui=False, timeout=120)
+    started = start_prefect_server(tmp_path, timeout=120)
+    port = urllib.parse.urlsplit(started.url).port
     try:
         assert started.healthy and started.url == f"http://127.0.0.1:{port}/api"
         assert server.is_healthy(started.url)
@@ -98,3 +102,33 @@ def test_start_status_stop_a_real_server(tmp_path):
     assert not server.is_healthy(started.url)
     assert server.server_status(home=tmp_path).pid is None
     assert server.port_free(server.DEFAULT_HOST, port)
+
+
+def test_health_check_of_a_local_server_ignores_proxies(monkeypatch):
+    """A user behind a proxy without NO_PROXY: the local server is still seen as healthy."""
+    import http.server
+    import threading
+
+    from pipeline.orchestration.server import is_healthy
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"true")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(
+                name, "http://10.255.255.1:9"
+            )  # unroutable: a check through it fails
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert is_healthy(f"http://127.0.0.1:{server.server_port}/api", timeout=5)
+    finally:
+        server.shutdown()

@@ -1,0 +1,148 @@
+"""The publish gate: only a complete sanitized store, audited at its current version under the
+leakage threshold, is copied (and verified); every refusal leaves the destination untouched."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from pipeline.errors import StoreError
+from pipeline.probes.audit import AuditConfig, audit
+from pipeline.probes.features import ProbeFeatures
+from pipeline.store.publish import MARKER, publish
+from pipeline.store.reader import open_store
+from pipeline.store.writer import read_attrs, update_attrs
+from store_schema import validate
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: the probes' store builders
+from probes.store_helpers import write_store
+from probes.synthetic import DATASET, trimmed
+
+PERSON_DIMS = [4, 5, 6, 7, 11]
+
+
+def _scrub(x: np.ndarray, part: str) -> np.ndarray:
+    out = x.copy()
+    noise = np.random.default_rng(len(x)).standard_normal((*x.shape[:-1], len(PERSON_DIMS)))
+    out[..., PERSON_DIMS] = noise
+    return out
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory) -> dict[str, Path]:
+    """A raw store and a sanitized one (person dimensions scrubbed), audited against it."""
+    root = tmp_path_factory.mktemp("publish")
+    rng = np.random.default_rng(0)
+    splits = {"privacy_train": trimmed(60, rng), "privacy_test": trimmed(40, rng)}
+    planted = ProbeFeatures(DATASET, splits, 16)
+    raw = write_store(root / "raw.zarr", planted)
+    raw_id = open_store(raw.url).store_id
+    clean = write_store(
+        root / "clean.zarr", planted.map_features(_scrub), kind="sanitized", input_store_id=raw_id
+    )
+    update_attrs(clean.open_group("r+"), adapter={"sha256": "a" * 64}, input_fingerprint="fp")
+    audit(clean.url, AuditConfig.fast(seeds=(0,)), raw=raw.url)
+    return {"raw": Path(raw.url), "clean": Path(clean.url), "root": root}
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
+
+
+def _copy_with(tmp_path: Path, store: Path, **changes) -> Path:
+    """A copy of `store` whose metadata has `changes` (None removes a key)."""
+    import shutil
+
+    out = tmp_path / f"variant-{len(list(tmp_path.iterdir()))}.zarr"
+    shutil.copytree(store, out)
+    group = zarr.open_group(str(out), mode="r+", use_consolidated=False)
+    meta = read_attrs(group)
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    update_attrs(group, **meta)
+    if any(v is None for v in changes.values()):
+        group.attrs["anon_store"] = json.dumps(meta)
+    zarr.consolidate_metadata(str(out), zarr_format=3)
+    return out
+
+
+def test_publish_copies_verifies_and_records(audited, tmp_path):
+    source = audited["clean"]
+    before = _snapshot(source)
+    dest = tmp_path / "published.zarr"
+    result = publish(source, dest)
+    assert result.objects == len(before) and 0.0 <= result.leakage <= result.max_leakage
+    assert validate(str(dest)) == [] and _snapshot(source) == before
+    assert not (dest / MARKER).exists()
+    copied, original = open_store(dest), open_store(source)
+    for name in ("clip_features", "static_features", "video_id", "attr_skin"):
+        np.testing.assert_array_equal(copied.group[name][:], original.group[name][:])
+    meta = copied.meta
+    assert meta["published"]["from_store_id"] == original.store_id
+    assert meta["published"]["from_version"] == original.meta["version"]
+    assert meta["history"][-1]["op"] == "published" and meta["audit"] == original.meta["audit"]
+    with pytest.raises(StoreError, match="already exists"):
+        publish(source, dest)
+    assert publish(source, dest, overwrite=True).objects == result.objects
+
+
+def test_every_refusal_leaves_the_destination_untouched(audited, tmp_path):
+    clean = audited["clean"]
+    meta = open_store(clean).meta
+    summary = meta["audit"]["summary"]
+    leaky = {**meta["audit"], "summary": {**summary, "max_leakage_person": 0.9}}
+    no_figure = {**meta["audit"], "summary": {**summary, "max_leakage_person": None}}
+    cases = [
+        (audited["raw"], {}, "only sanitized stores are published"),
+        (_copy_with(tmp_path, clean, audit=None), {}, "never audited"),
+        (_copy_with(tmp_path, clean, version=meta["version"] + 1), {}, "audit is stale"),
+        (_copy_with(tmp_path, clean, audit=leaky), {}, "leaks too much"),
+        (_copy_with(tmp_path, clean, audit=no_figure), {}, "no leakage figure"),
+        (clean, {"max_leakage": 1.5}, "must be in"),
+    ]
+    for store, options, message in cases:
+        dest = tmp_path / "dest.zarr"
+        with pytest.raises(StoreError, match=message):
+            publish(store, dest, **options)
+        assert not dest.exists(), message
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not a store")
+    for overwrite in (False, True):
+        with pytest.raises(StoreError):
+            publish(clean, foreign, overwrite=overwrite)
+        assert _snapshot(foreign) == {"notes.txt": b"not a store"}
+
+
+def test_an_interrupted_publish_is_never_read_and_is_redone(audited, tmp_path, monkeypatch):
+    from pipeline.store import publish as publish_module
+
+    dest = tmp_path / "dest.zarr"
+    real = publish_module._write
+    calls = []
+
+    def dies_midway(fs, path, data, local):
+        calls.append(path)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        real(fs, path, data, local)
+
+    monkeypatch.setattr(publish_module, "_write", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        publish(audited["clean"], dest, workers=1)
+    assert (dest / MARKER).exists() and not (dest / "zarr.json").exists()
+    with pytest.raises(StoreError):
+        open_store(dest)
+    monkeypatch.setattr(publish_module, "_write", real)
+    publish(audited["clean"], dest)  # our unfinished publish: replaced without --overwrite
+    assert validate(str(dest)) == []
