@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/anon-store demo --workdir demo
+	$(BIN)/anon-store demo --output demo
 
 test: $(STAMP)
 	$(BIN)/ruff check pipeline flows store_schema tests benchmarks

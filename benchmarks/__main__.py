@@ -31,6 +31,7 @@ RATIO_KEYS = (
     "train_loader_efficiency",
     "sanitize_vs_copy",
     "sanitize_memory_growth",
+    "append_vs_reextract",
 )
 TARGETS = {
     "extract_vs_encoder": ">= 0.9",
@@ -39,6 +40,7 @@ TARGETS = {
     "train_loader_efficiency": ">= 0.91 (overhead <= 10%)",
     "sanitize_vs_copy": ">= 0.8",
     "sanitize_memory_growth": "~1 (flat)",
+    "append_vs_reextract": "<< 1 (~ the new share + fixed costs)",
 }
 SPLITS = ("train", "val", "test", "tad_train", "tad_test")
 
@@ -61,7 +63,7 @@ def sizes(quick: bool) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from benchmarks import codecs, decoding, extraction, growth, sanitize_vs_copy, training
+    from benchmarks import append, codecs, decoding, extraction, growth, sanitize_vs_copy, training
     from pipeline.data.manifest import read_manifest, write_manifest
     from pipeline.data.synth import SynthConfig, generate_benchmark
     from pipeline.encoders.registry import load_encoder
@@ -95,6 +97,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raw_4x = work / "raw-4x.zarr"
         extract_growth = growth.extract_growth(base_path, encoder_dir, reps, keep=raw_4x)
         clock("extract growth done")
+        appending = work / "append"
+        appending.mkdir()
+        results["append"] = append.run(
+            Path(extract_growth["manifest_4x"]), encoder_dir, appending, reps
+        )
+        clock("append done")
 
         results["training"] = {
             "cached_vs_reencode": training.cached_vs_reencode(
@@ -137,6 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "train_loader_efficiency": tr["loader_efficiency"]["train_loader_efficiency"],
         "sanitize_vs_copy": results["sanitize"]["sanitize_vs_copy"],
         "sanitize_memory_growth": results["sanitize"]["sanitize_memory_growth"],
+        "append_vs_reextract": results["append"]["append_vs_reextract"],
         "machine": results["machine"],
         "repetitions": reps,
     }
@@ -175,6 +184,11 @@ def table(results: dict[str, Any]) -> str:
         "sanitize_memory_growth": (
             f"peak RSS growth {san['memory_growth_mb']['1x']:.0f} MB at 1x, "
             f"{san['memory_growth_mb']['4x']:.0f} MB at 4x"
+        ),
+        "append_vs_reextract": (
+            f"{results['append']['new_videos']} new videos: append "
+            f"{results['append']['append_s']:.1f} s vs re-extract "
+            f"{results['append']['reextract_s']:.1f} s"
         ),
     }
     rows = [("ratio", "value", "target", "detail")]

@@ -10,7 +10,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import TaskRunContext
 
 from flows.artifacts import store_summary_markdown
-from flows.runtime import retry_transient, shard_task_runner
+from flows.runtime import Device, forward_library_logs, retry_transient, shard_task_runner
+from pipeline.cli_choices import ExtractPrecision
 from pipeline.extract import ExtractConfig
 from pipeline.orchestration.extract_shards import (
     ExtractionJob,
@@ -67,7 +68,8 @@ def plan_extraction_task(
 )
 def extract_shard_task(job: ExtractionJob, shard: int) -> dict[str, Any]:
     """Decode, encode and commit one shard (its own chunks only); idempotent."""
-    report = extract_shard(job, shard)
+    with forward_library_logs():  # also on a dask worker, where the flow's handler is not
+        report = extract_shard(job, shard)
     get_run_logger().info(
         "shard %d: %s %d videos (%d failed), %d clips in %.1f s",
         shard,
@@ -105,11 +107,11 @@ def extract_shards(job: ExtractionJob, shards: list[int], refresh: bool = False)
 
 @flow(name="extract-features")
 def extract_features(
-    manifest: str,
+    input: str,
     output: str,
     encoder: str = "tiny",
-    device: str = "auto",
-    precision: str = "auto",
+    device: Device = "auto",
+    precision: ExtractPrecision = "auto",
     batch_size: int = 64,
     workers: int = 2,
     clips_per_video: int = 5,
@@ -124,21 +126,68 @@ def extract_features(
     allow_outside_root: bool = False,
     trust_remote_code: bool = False,
     record_paths: bool = False,
+    append: bool = False,
 ) -> dict[str, Any]:
-    """Encode every clip of `manifest` once into the raw store at `output` (resumable, cached
-    per shard). `dask_address` (an existing cluster) or `n_workers` (a local one) spread the
-    shards over dask workers; each writes only its own chunks.
+    """Encode every clip of the videos the manifest `input` lists once into the raw store at
+    `output` (resumable, cached per shard). `dask_address` (an existing cluster) or `n_workers`
+    (a local one) spread the shards over dask workers; each writes only its own chunks.
 
     The flow run holds the store's writer lock from planning to completion (shard tasks write
     under it), so no other run writes the store meanwhile; `break_lock` breaks a lock left by a
-    dead run (pipeline.store.lock)."""
-    with StoreLock(StoreLocation.parse(output), break_lock=break_lock, command=_command(output)):
+    dead run (pipeline.store.lock). The library's log records go to the run's logs.
+
+    `append`: add the manifest's videos the complete store lacks (pipeline.extract.append; in
+    this process, which takes the lock itself)."""
+    if append:
+        with forward_library_logs():
+            return _append(
+                input, output, encoder, device, precision, batch_size, workers, break_lock,
+                video_root, allow_outside_root, trust_remote_code,
+            )  # fmt: skip
+    with (
+        forward_library_logs(),
+        StoreLock(StoreLocation.parse(output), break_lock=break_lock, command=_command(output)),
+    ):
         return _extract_features(
-            manifest, output, encoder, device, precision, batch_size, workers, clips_per_video,
+            input, output, encoder, device, precision, batch_size, workers, clips_per_video,
             static_clips, splits, overwrite, videos_per_chunk, dask_address, n_workers,
             video_root=video_root, allow_outside_root=allow_outside_root,
             trust_remote_code=trust_remote_code, record_paths=record_paths,
         )  # fmt: skip
+
+
+def _append(
+    manifest: str,
+    output: str,
+    encoder: str,
+    device: str,
+    precision: str,
+    batch_size: int,
+    workers: int,
+    break_lock: bool,
+    video_root: str | None,
+    allow_outside_root: bool,
+    trust_remote_code: bool,
+) -> dict[str, Any]:
+    from pipeline.encoders.tiny import resolve_encoder_source
+    from pipeline.extract import extract
+
+    config = ExtractConfig(
+        device=device, precision=precision, batch_size=batch_size, workers=workers,
+        append=True, break_lock=break_lock, video_root=video_root,
+        allow_outside_root=allow_outside_root, trust_remote_code=trust_remote_code,
+    )  # fmt: skip
+    result = asdict(extract(manifest, resolve_encoder_source(encoder), output, config))
+    get_run_logger().info(
+        "%s %s: %d new videos, %d failed", result["action"], output, result["videos"],
+        result["failed"],
+    )  # fmt: skip
+    create_markdown_artifact(
+        markdown=store_summary_markdown(summarize(open_store(output))),
+        key="extract-features-store",
+        description=f"raw store {output}",
+    )
+    return result
 
 
 def _command(output: str) -> str:

@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.artifacts import store_summary_markdown
-from flows.runtime import retry_transient
+from flows.runtime import Device, SanitizeScheduler, forward_library_logs, retry_transient
+from pipeline.cli_choices import SanitizePrecision
 from pipeline.orchestration.cluster import dask_scheduler
 from pipeline.sanitize import SanitizeConfig, SanitizeProgress, sanitize
 from pipeline.store.reader import open_store
@@ -36,12 +37,12 @@ def sanitize_store(
     input: str,
     adapter: str,
     output: str,
-    scheduler: str = "threads",
+    scheduler: SanitizeScheduler = "threads",
     workers: int | None = None,
     chunks_per_task: int = 1,
     batch_size: int = 1024,
-    precision: str = "float64",
-    device: str = "cpu",
+    precision: SanitizePrecision = "float64",
+    device: Device = "cpu",
     overwrite: bool = False,
     dask_address: str | None = None,
     n_workers: int | None = None,
@@ -54,7 +55,7 @@ def sanitize_store(
     chunks; the output is bit-identical to a single-process run.
     """
     logger = get_run_logger()
-    with dask_scheduler(dask_address, n_workers) as address:
+    with forward_library_logs(), dask_scheduler(dask_address, n_workers) as address:
         config = SanitizeConfig(
             scheduler=address or scheduler,
             workers=workers,

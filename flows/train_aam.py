@@ -7,9 +7,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from flows.runtime import Device, forward_library_logs
 from pipeline.aam.from_store import train_aam
 from pipeline.aam.presets import DEFAULT_PRESET, describe_config, preset_config
 from pipeline.aam.streaming import parse_bytes
+from pipeline.cli_choices import Arch, Preset
 
 METRIC_KEYS = ("epoch", "action_top1", "static_retrieval", "clip_retrieval", "val_mse")
 
@@ -18,11 +20,11 @@ METRIC_KEYS = ("epoch", "action_top1", "static_retrieval", "clip_retrieval", "va
 def train_aam_flow(
     input: str,
     output: str,
-    preset: str = DEFAULT_PRESET,
+    preset: Preset = DEFAULT_PRESET,
     epochs: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
-    arch: str | None = None,
+    arch: Arch | None = None,
     w_lc: float | None = None,
     w_t: float | None = None,
     w_b: float | None = None,
@@ -30,13 +32,14 @@ def train_aam_flow(
     w_spread: float | None = None,
     w_swap: float | None = None,
     w_class: float | None = None,
-    device: str = "cpu",
+    device: Device = "cpu",
     seed: int = 0,
     val_every: int = 2,
     memory_budget: str | None = None,
     stream: bool = False,
     resume: bool = True,
     overwrite: bool = False,
+    break_lock: bool = False,
 ) -> dict[str, Any]:
     """Train the Anonymizing Adapter Module over the raw store `input`; write it to `output`.
 
@@ -66,6 +69,7 @@ def train_aam_flow(
         stream=stream,
         resume=resume,
         overwrite=overwrite,
+        break_lock=break_lock,
     )
     logger.info(describe_config(config))
 
@@ -81,7 +85,8 @@ def train_aam_flow(
     def notify(message: str) -> None:
         (logger.warning if message.startswith("warning:") else logger.info)(message)
 
-    result = train_aam(input, output, config, on_validation=on_validation, notify=notify)
+    with forward_library_logs():
+        result = train_aam(input, output, config, on_validation=on_validation, notify=notify)
     create_table_artifact(
         key="train-aam-metrics",
         table=[{k: r.get(k) for k in METRIC_KEYS} for r in result.history],

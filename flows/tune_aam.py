@@ -7,9 +7,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from flows.runtime import Address, Device, forward_library_logs
 from pipeline.aam.streaming import parse_bytes
 from pipeline.aam.tune import TuneConfig, tune
 from pipeline.aam.tune.space import SEARCHED_WEIGHTS
+from pipeline.cli_choices import TunePrivacy
 
 PARAM_KEYS = ("arch", "epochs", *SEARCHED_WEIGHTS)
 """What the trials artifact shows of each trial's params: w_lc, w_b, w_spread, w_swap, w_motion,
@@ -22,12 +24,12 @@ def tune_aam_flow(
     output: str,
     trials: int = 20,
     workers: int | None = None,
-    scheduler: str | None = None,
+    scheduler: Address | None = None,
     seed: int = 0,
     tolerance: float = 1.0,
-    privacy: str = "auto",
+    privacy: TunePrivacy = "auto",
     max_epochs: int | None = None,
-    device: str = "cpu",
+    device: Device = "cpu",
     memory_budget: str | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
@@ -46,7 +48,8 @@ def tune_aam_flow(
         memory_budget_bytes=None if memory_budget is None else parse_bytes(memory_budget),
         overwrite=overwrite,
     )
-    result = tune(input, output, config, notify=logger.info)
+    with forward_library_logs():
+        result = tune(input, output, config, notify=logger.info)
     create_table_artifact(
         key="tune-aam-trials",
         table=[

@@ -6,6 +6,7 @@ Each check runs in a child process: the settings are process-wide and would leak
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -69,9 +70,35 @@ CHILD = textwrap.dedent(
 )
 
 
+MALLOC_REPLACEMENTS = ("jemalloc", "tcmalloc", "mimalloc", "malloc")
+
+
+def child_env() -> dict[str, str]:
+    """This environment without what tunes or replaces glibc's malloc (MALLOC_MMAP_THRESHOLD_,
+    MALLOC_TOP_PAD_, GLIBC_TUNABLES, an LD_PRELOADed allocator): the child measures glibc's
+    defaults, as the thresholds asserted below assume, whatever the caller exported."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("MALLOC_") and name != "GLIBC_TUNABLES"
+    }
+    preload = [
+        lib
+        for lib in env.pop("LD_PRELOAD", "").replace(":", " ").split()
+        if not any(word in os.path.basename(lib) for word in MALLOC_REPLACEMENTS)
+    ]
+    if preload:
+        env["LD_PRELOAD"] = " ".join(preload)
+    return env
+
+
 def child(scenario: str) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, scenario], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, scenario],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=child_env(),
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 

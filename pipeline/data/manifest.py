@@ -3,27 +3,55 @@
 Columns of ``manifest.parquet`` (one row per video; the row order is the video order of every store
 built from it):
 
-===========  ==========================  ====  =================================================
-column       type                        req.  meaning; default when the column is absent
-===========  ==========================  ====  =================================================
-video_id     string                      yes   unique, non-empty
-path         string                      yes   relative to the root (the manifest's directory
-                                               or ``read_manifest(root=...)``); absolute paths,
-                                               ``..`` and symlinks leaving the root are refused
-                                               unless ``allow_outside_root=True``
-split        string                      yes   one of ``SPLITS``
-action       int32                       yes   action class, -1 where none
-kind         string                      no    trimmed | untrimmed | anomaly; "trimmed"
-attr_<name>  int32                       no    one per DatasetInfo attribute, -1 = unknown
-fps          float32                     no    NaN = unknown; absent: probed (see below)
-num_frames   int32                       no    -1 = unknown; absent: probed (see below)
-segments     list<struct<start, end,     no    frames [start, end) in [0, num_frames); label =
-             label: int32>>                    action (untrimmed) or anomaly type (anomaly);
-                                               must be empty for trimmed videos; default []
-anomalous    int8                        no    1 abnormal event, 0 none, -1 not applicable;
-                                               default: anomaly videos 1 if they have segments
-                                               else 0, other kinds -1
-===========  ==========================  ====  =================================================
+==================  =======================  ====  ========================================
+column              type                     req.  meaning; default when the column is absent
+==================  =======================  ====  ========================================
+video_id            string                   yes   unique, non-empty
+path                string                   yes   relative to the root (the manifest's
+                                                   directory or ``read_manifest(root=...)``);
+                                                   absolute paths, ``..`` and symlinks leaving
+                                                   the root are refused unless
+                                                   ``allow_outside_root=True``
+split               string                   yes   one of ``SPLITS``
+action              int32                    yes   action class, -1 where none
+kind                string                   no    trimmed | untrimmed | anomaly | image;
+                                                   "trimmed"
+attr_<name>         int32                    no    one per DatasetInfo attribute, -1 = unknown
+fps                 float32                  no    NaN = unknown, 0 for images; absent:
+                                                   probed (see below)
+num_frames          int32                    no    -1 = unknown, 1 for images; absent: probed
+                                                   (see below)
+segments            list<struct<start, end,  no    frames [start, end) in [0, num_frames);
+                    label: int32>>                 label = action (untrimmed) or anomaly type
+                                                   (anomaly); must be empty for trimmed videos
+                                                   and images; default []
+anomalous           int8                     no    1 abnormal event, 0 none, -1 not
+                                                   applicable; default: anomaly videos 1 if
+                                                   they have segments else 0, other kinds -1
+attribute_segments  list<struct<attribute:   no    frame-level attribute labels: frames
+                    string, start, end,            [start, end) show value ``value`` of
+                    value: int32>>                 attribute ``attribute`` (see below);
+                                                   default []
+==================  =======================  ====  ========================================
+
+Images: a row of kind ``image`` is one still image (path ending in .jpg, .jpeg, .png or .webp, any
+case), e.g. a VISPR photo. Its fps is 0 (an image has no frame rate; NaN and a missing value are
+stored as 0, any other value is refused) and its num_frames is 1 (or -1 when an importer found the
+file unreadable, so that extraction records it as failed); both are filled without opening the file
+when the columns are absent. Images have no ``segments`` and ``anomalous`` -1. Extraction turns an
+image into a static clip (the frame repeated).
+
+Frame-level attributes (``attribute_segments``, e.g. PA-HMDB51): each entry says that frames
+[start, end) (0 <= start < end <= num_frames when num_frames is known) show value ``value`` (an
+index into ``DatasetInfo.attributes[attribute].values``) of the attribute ``attribute``, which
+must be one of the manifest's attributes. Each attribute is segmented on its own, segments may
+overlap (several values coexist, e.g. two people of different genders) and frames outside every
+segment of an attribute are unlabelled. Images cannot have any. The video-level ``attr_<name>``
+column stays the label the probes use (the importers set it to "positive if any frame is
+positive"); nothing checks that the two agree. The column is optional and only present in the
+normalised table when at least one row has a segment: a manifest without frame-level labels keeps
+the columns (and the hash) it always had. :meth:`Manifest.attribute_segments` reads it (an empty
+list per row when absent).
 
 Integer columns may be stored as any integer type that fits (int64 -> int32 is cast); strings,
 floats or out-of-range integers are refused. Null values are refused everywhere. Unknown columns are
@@ -31,16 +59,16 @@ refused, so a typo such as ``num_frame`` cannot be silently ignored.
 
 The schema metadata key ``b"anon_store"`` holds the JSON of a :class:`DatasetInfo` (class names,
 attribute values and roles). A hand-made manifest without it gets an inferred DatasetInfo: attribute
-names from the ``attr_*`` columns with values ``"0".."max"``, role "context" for ``scene`` and
-"person" otherwise, action names ``"0".."max action"``, anomaly types from the largest anomaly
-segment label.
+names from the ``attr_*`` columns with values ``"0".."max"`` (over the column and the attribute's
+segments), role "context" for ``scene`` and "person" otherwise, action names ``"0".."max
+action"``, anomaly types from the largest anomaly segment label.
 
 fps / num_frames when the columns are absent: with ``check_files=True`` each video's header is read
 once with PyAV (:func:`pipeline.data.decode.probe_video`, cheap: no decoding for common containers);
 a video that cannot be probed gets the "unknown" values (NaN, -1) and a warning, so that extraction
 records it as a failed video instead of the whole manifest being refused. With ``check_files=False``
-nothing is opened and both are unknown. Consumers must treat ``num_frames < 0`` as "count while
-decoding" (no truncation check).
+nothing is opened and both are unknown. Images are never opened here (fps 0, num_frames 1).
+Consumers must treat ``num_frames < 0`` as "count while decoding" (no truncation check).
 
 ``Manifest.sha256`` hashes the normalised table (canonical column order and types, defaults filled)
 together with the canonical DatasetInfo JSON: it does not depend on parquet encoding, chunking,
@@ -89,7 +117,9 @@ SPLITS: tuple[str, ...] = (
     "anomaly_train",
     "anomaly_test",
 )
-KINDS: tuple[str, ...] = ("trimmed", "untrimmed", "anomaly")
+KINDS: tuple[str, ...] = ("trimmed", "untrimmed", "anomaly", "image")
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
+"""File name endings (compared lower-cased) of an ``image`` row's path."""
 ROLES: tuple[str, ...] = ("person", "context")
 ATTR_PREFIX = "attr_"
 MAX_INFERRED_LABELS = 10_000  # a hand-made manifest's label names are inferred up to this many
@@ -97,6 +127,17 @@ MAX_INFERRED_LABELS = 10_000  # a hand-made manifest's label names are inferred 
 SEGMENT_TYPE = pa.list_(
     pa.struct([("start", pa.int32()), ("end", pa.int32()), ("label", pa.int32())])
 )
+ATTRIBUTE_SEGMENT_TYPE = pa.list_(
+    pa.struct(
+        [
+            ("attribute", pa.string()),
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+            ("value", pa.int32()),
+        ]
+    )
+)
+ATTRIBUTE_SEGMENTS = "attribute_segments"
 REQUIRED_COLUMNS: tuple[str, ...] = ("video_id", "path", "split", "action")
 # Column -> canonical arrow type; attr_* columns are int32 and are placed after "action".
 _FIXED_TYPES: dict[str, pa.DataType] = {
@@ -109,9 +150,13 @@ _FIXED_TYPES: dict[str, pa.DataType] = {
     "num_frames": pa.int32(),
     "segments": SEGMENT_TYPE,
     "anomalous": pa.int8(),
+    ATTRIBUTE_SEGMENTS: ATTRIBUTE_SEGMENT_TYPE,
 }
 _HEAD = ("video_id", "path", "split", "kind", "action")
 _TAIL = ("fps", "num_frames", "segments", "anomalous")
+_IMAGE_DEFAULTS: dict[str, Any] = {"fps": 0.0, "num_frames": 1}
+# Optional columns kept in the normalised table only when some row has a value (see docstring).
+_SPARSE = (ATTRIBUTE_SEGMENTS,)
 
 
 @dataclass(frozen=True)
@@ -222,7 +267,8 @@ class Manifest:
     """A validated manifest: the normalised table, the directory paths are relative to, labels."""
 
     table: pa.Table
-    """Normalised table: every column of the schema present, canonical order and types."""
+    """Normalised table: every column of the schema present (``attribute_segments`` only when
+    some row has one), canonical order and types."""
     root: Path
     """Directory that relative ``path`` values are resolved against (by default the manifest's
     directory; ``read_manifest(root=...)`` names another)."""
@@ -264,8 +310,15 @@ class Manifest:
 
     def select(self, *splits: str) -> Manifest:
         """A manifest of the rows in ``splits`` (same root and info, its own sha256)."""
-        table = self.table.take(pa.array(self.split_indices(*splits)))
+        table = _drop_empty_sparse(self.table.take(pa.array(self.split_indices(*splits))))
         return Manifest(table=table, root=self.root, info=self.info, sha256=_hash(table, self.info))
+
+    def attribute_segments(self) -> list[list[dict[str, Any]]]:
+        """Per row, its frame-level attribute segments: dicts with attribute, start, end, value
+        (an empty list for every row of a manifest without them)."""
+        if ATTRIBUTE_SEGMENTS not in self.table.column_names:
+            return [[] for _ in range(self.table.num_rows)]
+        return self.table.column(ATTRIBUTE_SEGMENTS).to_pylist()
 
 
 def read_manifest(
@@ -384,12 +437,26 @@ def infer_info(table: pa.Table, name: str) -> DatasetInfo:
         # Labels beyond the cap get no name and are then reported as out of range.
         return -1 if top is None else min(int(top), MAX_INFERRED_LABELS - 1)
 
+    segment_max: dict[str, int] = {}
+    if ATTRIBUTE_SEGMENTS in table.column_names:
+        try:
+            flat = pc.list_flatten(table.column(ATTRIBUTE_SEGMENTS))
+            for attr, value in zip(
+                pc.struct_field(flat, "attribute").to_pylist(),
+                pc.struct_field(flat, "value").to_pylist(),
+                strict=True,
+            ):
+                if isinstance(attr, str) and isinstance(value, int):
+                    segment_max[attr] = max(segment_max.get(attr, -1), value)
+        except (pa.ArrowException, ValueError, TypeError, KeyError):
+            pass  # the type check reports it with row and column
     attributes = {}
     for col in table.column_names:
         if col.startswith(ATTR_PREFIX):
             attr = col[len(ATTR_PREFIX) :]
             role = "context" if attr == "scene" else "person"
-            attributes[attr] = AttributeInfo(tuple(map(str, range(max_of(col) + 1))), role)
+            top = min(max(max_of(col), segment_max.get(attr, -1)), MAX_INFERRED_LABELS - 1)
+            attributes[attr] = AttributeInfo(tuple(map(str, range(top + 1))), role)
     n_anomaly = -1
     if "segments" in table.column_names and "kind" in table.column_names:
         try:
@@ -507,6 +574,15 @@ def _normalise(
 
     paths = cols["path"].to_pylist()
     _check_paths(ctx, paths, root, allow_outside_root=allow_outside_root, check_files=check_files)
+    is_image = kinds == "image"
+    for i in np.flatnonzero(is_image):
+        if not paths[i].lower().endswith(IMAGE_SUFFIXES):
+            ctx.fail(
+                f"an image row needs a path ending in {', '.join(IMAGE_SUFFIXES)}, "
+                f"got {paths[i]!r}",
+                column="path",
+                row=int(i),
+            )
 
     # fps / num_frames: validate when given, probe or mark unknown when absent.
     fps_given, nf_given = "fps" in names, "num_frames" in names
@@ -514,10 +590,16 @@ def _normalise(
         fps = _as_type(ctx, table, "fps", pa.float32(), numeric=True)
         _no_nulls(ctx, fps, "fps")
         fps_np = fps.to_numpy(zero_copy_only=False)
-        bad = ~(np.isnan(fps_np) | (np.isfinite(fps_np) & (fps_np > 0)))
+        bad = ~(np.isnan(fps_np) | (np.isfinite(fps_np) & (fps_np > 0))) & ~is_image
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             ctx.fail(f"fps must be > 0 (or NaN = unknown), got {fps_np[i]}", column="fps", row=i)
+        bad = is_image & ~(np.isnan(fps_np) | (fps_np == 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            ctx.fail(f"an image has fps 0, got {fps_np[i]}", column="fps", row=i)
+        if is_image.any():
+            fps = pa.array(np.where(is_image, np.float32(0), fps_np), pa.float32())
     if nf_given:
         nf = _as_type(ctx, table, "num_frames", pa.int32())
         _no_nulls(ctx, nf, "num_frames")
@@ -530,13 +612,21 @@ def _normalise(
                 column="num_frames",
                 row=i,
             )
+        bad = is_image & (nf_np > 1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            ctx.fail(
+                f"an image has num_frames 1 (or -1 = unreadable), got {nf_np[i]}",
+                column="num_frames",
+                row=i,
+            )
     if not (fps_given and nf_given):
-        probed = _probe_all(root, paths) if probe_missing else None
+        probed = _probe_all(root, paths, is_image) if probe_missing else None
         if not fps_given:
-            vals = [p[1] for p in probed] if probed else [math.nan] * n
+            vals = [p[1] for p in probed] if probed else np.where(is_image, 0.0, math.nan)
             fps = pa.array(vals, pa.float32())
         if not nf_given:
-            vals = [p[0] for p in probed] if probed else [-1] * n
+            vals = [p[0] for p in probed] if probed else np.where(is_image, 1, -1)
             nf = pa.array(vals, pa.int32())
     cols["fps"], cols["num_frames"] = fps, nf
     nf_np = nf.to_numpy(zero_copy_only=False)
@@ -555,6 +645,12 @@ def _normalise(
         cols["anomalous"] = pa.array(default.astype(np.int8), pa.int8())
 
     order = [*_HEAD, *(ATTR_PREFIX + a for a in info.attributes), *_TAIL]
+    if ATTRIBUTE_SEGMENTS in names:
+        asegs = _attribute_segments_column(ctx, table)
+        _check_attribute_segments(ctx, asegs, nf_np, is_image, info)
+        if pc.sum(pc.list_value_length(asegs)).as_py():
+            cols[ATTRIBUTE_SEGMENTS] = asegs
+            order.append(ATTRIBUTE_SEGMENTS)
     schema = pa.schema([(c, cols[c].type) for c in order])
     return pa.Table.from_arrays([cols[c] for c in order], schema=schema), info
 
@@ -690,18 +786,21 @@ def _check_paths(
                 ctx.fail(f"video file not found: {full}", column="path", row=i)
 
 
-def _probe_all(root: Path, paths: list[str]) -> list[tuple[int, float]]:
+def _probe_all(root: Path, paths: list[str], is_image: np.ndarray) -> list[tuple[int, float]]:
     from pipeline.data.decode import probe_video  # lazy: PyAV is only needed when probing
 
     out: list[tuple[int, float]] = []
-    for p in paths:
+    for p, image in zip(paths, is_image, strict=True):
+        if image:  # one frame by definition; extraction reports an unreadable image
+            out.append((1, 0.0))
+            continue
         try:
             num_frames, fps, _, _ = probe_video(root / p)
             out.append((num_frames, fps))
         except VideoError as e:
             log.warning("cannot probe %s, frame count unknown: %s: %s", p, e.reason, e.detail)
             out.append((-1, math.nan))
-    log.info("probed %d videos for fps/num_frames", len(paths))
+    log.info("probed %d videos for fps/num_frames", len(paths) - int(is_image.sum()))
     return out
 
 
@@ -760,6 +859,7 @@ def _check_segments(
     n_labels = np.where(kind == "anomaly", len(info.anomaly_types), len(info.actions))
     checks = [
         (kind == "trimmed", "trimmed videos must have no segments"),
+        (kind == "image", "images must have no segments"),
         (start >= end, "segment start must be < end"),
         (start < 0, "segment start must be >= 0"),
         ((nf >= 0) & (end > nf), "segment end beyond num_frames"),
@@ -783,6 +883,99 @@ def _check_segments(
             ctx.fail(f"{message}: {detail}", column="segments", row=row)
 
 
+def _attribute_segments_column(ctx: _Ctx, table: pa.Table) -> pa.Array:
+    col = ATTRIBUTE_SEGMENTS
+    arr = table.column(col).combine_chunks()
+    typ = arr.type
+    ok = (pa.types.is_list(typ) or pa.types.is_large_list(typ)) and pa.types.is_struct(
+        typ.value_type
+    )
+    if ok:
+        fields = {
+            typ.value_type.field(i).name: typ.value_type.field(i).type
+            for i in range(typ.value_type.num_fields)
+        }
+        ok = set(fields) == {"attribute", "start", "end", "value"}
+        ok = ok and all(pa.types.is_integer(fields[k]) for k in ("start", "end", "value"))
+        ok = ok and (
+            pa.types.is_string(fields["attribute"]) or pa.types.is_large_string(fields["attribute"])
+        )
+    if not ok:
+        row = _first_valid(arr)
+        ctx.fail(
+            f"expected {ATTRIBUTE_SEGMENT_TYPE}, got {typ}",
+            column=col,
+            row=0 if row is None else row,
+        )
+    _no_nulls(ctx, arr, col)
+    flat = pc.list_flatten(arr)
+    owner = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
+    if flat.null_count:
+        j = int(np.flatnonzero(pc.is_null(flat).to_numpy(zero_copy_only=False))[0])
+        ctx.fail("null attribute segment", column=col, row=int(owner[j]))
+    for name in ("attribute", "start", "end", "value"):
+        child = pc.struct_field(flat, name)
+        if child.null_count:
+            j = int(np.flatnonzero(pc.is_null(child).to_numpy(zero_copy_only=False))[0])
+            ctx.fail(f"null attribute segment {name}", column=col, row=int(owner[j]))
+        if name == "attribute":
+            continue
+        v = child.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        bad = (v < np.iinfo(np.int32).min) | (v > np.iinfo(np.int32).max)
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            ctx.fail(f"attribute segment {name} does not fit int32", column=col, row=int(owner[j]))
+    return arr.cast(ATTRIBUTE_SEGMENT_TYPE)
+
+
+def _check_attribute_segments(
+    ctx: _Ctx, segs: pa.Array, num_frames: np.ndarray, is_image: np.ndarray, info: DatasetInfo
+) -> None:
+    flat = pc.list_flatten(segs)
+    if len(flat) == 0:
+        return
+    owner = pc.list_parent_indices(segs).to_numpy(zero_copy_only=False)
+    attrs = pc.struct_field(flat, "attribute").to_pylist()
+    start = pc.struct_field(flat, "start").to_numpy(zero_copy_only=False).astype(np.int64)
+    end = pc.struct_field(flat, "end").to_numpy(zero_copy_only=False).astype(np.int64)
+    value = pc.struct_field(flat, "value").to_numpy(zero_copy_only=False).astype(np.int64)
+    nf = num_frames[owner].astype(np.int64)
+    for j, attr in enumerate(attrs):
+        row = int(owner[j])
+        detail = f"{attr!r} [{start[j]}, {end[j]}) value {value[j]}"
+        if attr not in info.attributes:
+            known = ", ".join(info.attributes) or "none"
+            ctx.fail(
+                f"attribute segment {detail}: no such attribute (attributes: {known})",
+                column=ATTRIBUTE_SEGMENTS,
+                row=row,
+            )
+        problem = None
+        if is_image[row]:
+            problem = "images must have no attribute segments"
+        elif start[j] < 0:
+            problem = "start must be >= 0"
+        elif start[j] >= end[j]:
+            problem = "start must be < end"
+        elif nf[j] >= 0 and end[j] > nf[j]:
+            problem = f"end beyond num_frames {nf[j]}"
+        elif not 0 <= value[j] < len(info.attributes[attr].values):
+            problem = f"value out of range 0..{len(info.attributes[attr].values) - 1}"
+        if problem:
+            ctx.fail(f"attribute segment {detail}: {problem}", column=ATTRIBUTE_SEGMENTS, row=row)
+
+
+def _drop_empty_sparse(table: pa.Table) -> pa.Table:
+    """The table without optional columns that hold nothing (see the module docstring)."""
+    for col in _SPARSE:
+        if (
+            col in table.column_names
+            and not pc.sum(pc.list_value_length(table.column(col))).as_py()
+        ):
+            table = table.drop_columns([col])
+    return table
+
+
 def _to_table(
     table_or_rows: pa.Table | Sequence[Mapping[str, Any]], info: DatasetInfo, source: str
 ) -> pa.Table:
@@ -800,6 +993,7 @@ def _to_table(
     defaults: dict[str, Any] = {
         "kind": "trimmed",
         "segments": [],
+        ATTRIBUTE_SEGMENTS: [],
         "fps": math.nan,
         "num_frames": -1,
     }
@@ -813,7 +1007,13 @@ def _to_table(
                 for row in rows
             ]
         else:
-            values = [row[col] if col in row else defaults.get(col) for row in rows]
+            image_default = _IMAGE_DEFAULTS.get(col, defaults.get(col))
+            values = [
+                row[col]
+                if col in row
+                else (image_default if row.get("kind") == "image" else defaults.get(col))
+                for row in rows
+            ]
         typ = _FIXED_TYPES.get(col, pa.int32() if col.startswith(ATTR_PREFIX) else None)
         try:
             data[col] = pa.array(values, typ) if typ is not None else pa.array(values)

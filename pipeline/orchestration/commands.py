@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli_progress import console
+from pipeline.cli_progress import console, note, result
 from pipeline.orchestration import server as local_server
 
 Home = Annotated[
@@ -32,7 +32,7 @@ def server_start(
     """Start a Prefect server in the background and wait until it is healthy."""
     with console.status("starting the Prefect server"):
         status = local_server.start_server(host=host, port=port, home=home, timeout=timeout, ui=ui)
-    console.print(f"Prefect server healthy at {status.url} (pid {status.pid}, log {status.log})")
+    note(f"Prefect server healthy at {status.url} (pid {status.pid}, log {status.log})")
     print(f"export PREFECT_API_URL={status.url}")
 
 
@@ -45,9 +45,9 @@ def server_stop(
     before = local_server.server_status(home=home)
     local_server.stop_server(home=home, grace=grace)
     if before.running:
-        console.print(f"stopped the Prefect server at {before.url} (pid {before.pid})")
+        result(f"stopped the Prefect server at {before.url} (pid {before.pid})")
     else:
-        console.print(f"no Prefect server running from {before.home}")
+        result(f"no Prefect server running from {before.home}")
 
 
 @server_app.command("status")
@@ -61,9 +61,9 @@ def server_status(
         print(json.dumps(status.to_json()))
     elif status.running:
         health = "healthy" if status.healthy else "NOT healthy"
-        console.print(f"running at {status.url} (pid {status.pid}), {health}; log {status.log}")
+        result(f"running at {status.url} (pid {status.pid}), {health}; log {status.log}")
     else:
-        console.print(f"not running (PREFECT_HOME {status.home})")
+        result(f"not running (PREFECT_HOME {status.home})")
     if not status.healthy:
         raise typer.Exit(1)
 

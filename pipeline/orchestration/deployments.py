@@ -63,6 +63,11 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         "flows/evaluate_probes.py:evaluate_probes",
         "utility and attacker probes on raw, sanitized and baseline features -> report",
     ),
+    DeploymentSpec(
+        "publish-store",
+        "flows/publish_store.py:publish_store",
+        "audited sanitized store -> verified copy at a downstream location (the publish gate)",
+    ),
 )
 
 

@@ -119,8 +119,9 @@ class StoreLocation:
         """True if `other` is this location or lies inside it."""
         mine, theirs = self.url.rstrip("/"), other.url.rstrip("/")
         if self.is_local and other.is_local:
-            mine = str(Path(mine).resolve())
-            theirs = str(Path(theirs).resolve())
+            # Resolved unstripped: "/" stripped would be "", which resolves to the cwd.
+            mine = str(Path(self.url).resolve()).rstrip("/")
+            theirs = str(Path(other.url).resolve()).rstrip("/")
         return theirs == mine or theirs.startswith(mine + "/")
 
     def zarr_store(self, *, read_only: bool = False) -> Store:

@@ -62,5 +62,36 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
             if name.endswith("_features")
         },
         "size_bytes": store.size_bytes(),
+        "version": meta.get("version"),
+        "input_version": meta.get("input_version"),
+        "history_entries": len(meta.get("history") or []),
         "audit": meta.get("audit"),  # written by `anon-store audit` (store_schema OPTIONAL_ATTRS)
+        "audit_state": audit_state(meta),
+        "published": meta.get("published"),
     }
+
+
+def audit_state(meta: dict[str, Any]) -> str:
+    """none | current | stale (the store changed since its audit)."""
+    audit = meta.get("audit")
+    if not isinstance(audit, dict):
+        return "none"
+    same_store = audit.get("store_id") == meta.get("store_id")
+    same_version = audit.get("store_version") == meta.get("version")
+    return "current" if same_store and same_version else "stale"
+
+
+def history_lines(meta: dict[str, Any]) -> list[str]:
+    """One line per history entry: version, date, operation, details (for `anon-store history`)."""
+    lines = []
+    for entry in meta.get("history") or []:
+        details = ", ".join(
+            f"{key}={value}"
+            for key, value in entry.items()
+            if key not in ("version", "op", "at", "anon_store") and value is not None
+        )
+        lines.append(
+            f"v{entry.get('version')}  {entry.get('at')}  {entry.get('op')}"
+            + (f"  {details}" if details else "")
+        )
+    return lines

@@ -172,7 +172,7 @@ def test_streaming_holds_a_bounded_share_of_a_larger_store(planted_store, tmp_pa
 
 
 def test_cli_stream_and_budget(raw_store, tmp_path, run_cli):
-    code, _, err = run_cli(
+    code, out, err = run_cli(
         "train",
         "--input",
         raw_store,
@@ -187,7 +187,7 @@ def test_cli_stream_and_budget(raw_store, tmp_path, run_cli):
         "1MB",
     )
     assert code == 0, err
-    flat = " ".join(err.split())
+    flat = " ".join((out + err).split())  # notes on stderr, the result on stdout
     assert "streaming features" in flat and "training from scratch" in flat
     assert "streamed, at most" in flat
     assert (tmp_path / "a" / "model.safetensors").is_file()

@@ -265,3 +265,12 @@ def test_import_csv_bad_header(csv_tree: Path) -> None:
         import_csv(csv_tree / "list.csv")
     with pytest.raises(ManifestError, match="CSV file not found"):
         import_csv(csv_tree / "nope.csv")
+
+
+def test_cli_layouts_are_the_importer_registry():
+    import typing
+
+    from pipeline.cli_choices import Layout
+    from pipeline.data.importers import IMPORTERS
+
+    assert list(typing.get_args(Layout)) == list(IMPORTERS)

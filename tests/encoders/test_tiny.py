@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -62,13 +63,41 @@ def test_build_saves_a_loadable_videomae(built):
     assert enc.encode(x).shape == (2, 32)
 
 
-def test_saving_prints_no_progress_bar_of_its_own(pretrain, tmp_path, capfd):
+@pytest.fixture
+def hf_progress_bars():
+    """set(shown): turn transformers' progress bars on or off for one test, as a caller would;
+    the session's setting is put back after it. (HF_HUB_DISABLE_PROGRESS_BARS=1 in the
+    environment starts them off, and makes huggingface_hub warn on enabling: not ours to test.)"""
     from transformers.utils import logging as hf_logging
 
-    build_tiny_encoder(pretrain, tmp_path / "quiet", MICRO)
+    def set_bars(shown: bool) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Cannot enable progress bars", UserWarning)
+            if shown:
+                hf_logging.enable_progress_bar()
+            else:
+                hf_logging.disable_progress_bar()
+        assert hf_logging.is_progress_bar_enabled() is shown
+
+    before = hf_logging.is_progress_bar_enabled()
+    yield set_bars
+    set_bars(before)
+
+
+def test_saving_prints_no_progress_bar_of_its_own(pretrain, tmp_path, capfd, hf_progress_bars):
+    from transformers.utils import logging as hf_logging
+
+    hf_progress_bars(True)  # a caller that shows bars: the save still prints none of its own
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Cannot enable progress bars", UserWarning)
+        build_tiny_encoder(pretrain, tmp_path / "quiet", MICRO)
     captured = capfd.readouterr()
     assert "Writing model shards" not in captured.err + captured.out
     assert hf_logging.is_progress_bar_enabled()  # the caller's setting is restored
+    hf_progress_bars(False)  # a caller that hides bars: they stay hidden
+    build_tiny_encoder(pretrain, tmp_path / "quiet-again", MICRO)
+    assert "Writing model shards" not in "".join(capfd.readouterr())
+    assert not hf_logging.is_progress_bar_enabled()
 
 
 def test_same_seed_same_weights(built, pretrain, tmp_path):

@@ -28,12 +28,15 @@ def assert_same_store():
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
-    """ServerStatus of a healthy `prefect server start` on 127.0.0.1 (stopped even on failure)."""
-    from pipeline.orchestration.server import free_port, start_server, stop_server
+    """ServerStatus of a healthy `prefect server start` on 127.0.0.1 (stopped even on failure);
+    started again on another port if its free port got taken before the server bound it."""
+    from local_servers import start_prefect_server
+
+    from pipeline.orchestration.server import stop_server
 
     home = tmp_path_factory.mktemp("prefect-server")
     try:
-        yield start_server(port=free_port(), home=home, ui=False, timeout=120)
+        yield start_prefect_server(home, timeout=120)
     finally:
         stop_server(home=home, grace=5)
 

@@ -129,7 +129,7 @@ def test_every_deployment_runs_the_pipeline(served, tiny_benchmark, tiny_encoder
         served,
         "extract-features/default",
         {
-            "manifest": str(tiny_benchmark / "manifest.parquet"),
+            "input": str(tiny_benchmark / "manifest.parquet"),
             "encoder": str(tiny_encoder_dir),
             "output": str(raw),
             "videos_per_chunk": 8,
@@ -171,9 +171,9 @@ def test_every_deployment_runs_the_pipeline(served, tiny_benchmark, tiny_encoder
         served,
         "evaluate-probes/default",
         {
-            "raw": str(raw),
+            "input": str(raw),
             "sanitized": str(sanitized),
-            "report": str(report),
+            "output": str(report),
             "fast": True,
             "seeds": [0],
         },

@@ -32,7 +32,7 @@ def test_extract_on_dask_equals_single_process(
 
     out = tmp_path / "raw.zarr"
     result = extract_features(
-        manifest=str(tiny_benchmark / "manifest.parquet"),
+        input=str(tiny_benchmark / "manifest.parquet"),
         encoder=str(tiny_encoder_dir),
         output=str(out),
         videos_per_chunk=8,  # as the raw_store fixture (a single-process extract() run)
@@ -79,7 +79,7 @@ def test_shards_are_cached_across_runs(
     monkeypatch.setattr(module, "extract_shard", counting)
     out = tmp_path / "raw.zarr"
     params = {
-        "manifest": str(tiny_benchmark / "manifest.parquet"),
+        "input": str(tiny_benchmark / "manifest.parquet"),
         "encoder": str(tiny_encoder_dir),
         "output": str(out),
         "videos_per_chunk": 8,

@@ -39,21 +39,20 @@ def store_factory(tmp_path: Path) -> Callable[..., StoreLocation]:
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    """An in-process moto S3 server with bucket 'anon-store-test'; yields storage options."""
+    """An in-process moto S3 server with bucket 'anon-store-test'; yields storage options.
+
+    Reached directly even with HTTP(S)_PROXY set: the root conftest puts 127.0.0.1 in NO_PROXY.
+    """
     import logging
-    import socket
 
     pytest.importorskip("s3fs")
-    server_module = pytest.importorskip("moto.server")
+    pytest.importorskip("moto.server")
     import s3fs
+    from local_servers import start_moto_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "testing", "secret": "testing"}
+    server, endpoint = start_moto_server()  # on a port the kernel picked: no free-port race
+    options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
     fs = s3fs.S3FileSystem(**options, skip_instance_cache=True)
     fs.call_s3("create_bucket", Bucket="anon-store-test")
     yield options

@@ -140,12 +140,14 @@ def test_sanitized_store_holds_no_raw_embedding(run: Run) -> None:
 
 
 def _forbidden(extra: list[Path]) -> list[str]:
-    """Credentials and absolute directories of this machine that must not appear."""
-    home = os.path.expanduser("~")
-    dirs = [tempfile.gettempdir(), os.getcwd(), *map(str, extra)]
-    if len(home) > 1:
-        dirs.append(home)
-    return SENTINELS + [d.rstrip(os.sep) + os.sep for d in dirs] + [f'"{d}"' for d in dirs]
+    """Credentials and absolute directories of this machine that must not appear.
+
+    The filesystem root is no directory of this machine (every path and URL holds a "/"): run
+    from / (`cd / && pytest ...`) or with HOME=/ it is left out, not forbidden."""
+    candidates = [tempfile.gettempdir(), os.getcwd(), os.path.expanduser("~"), *map(str, extra)]
+    dirs = [d.rstrip(os.sep) for d in candidates]
+    dirs = [d for d in dict.fromkeys(dirs) if d]  # "/" strips to ""
+    return SENTINELS + [d + os.sep for d in dirs] + [f'"{d}"' for d in dirs]
 
 
 def _documents(root: Path) -> dict[str, str]:

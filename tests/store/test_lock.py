@@ -21,6 +21,7 @@ import pytest
 from pipeline.errors import StoreError
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import LockHolder, StoreLock, StoreLockedError
+from pipeline.store.retry import ENV_ATTEMPTS
 
 HOLD_LOCK = textwrap.dedent(
     """
@@ -144,7 +145,8 @@ def test_lock_through_fsspec(tmp_path):
     assert not (tmp_path / "raw.zarr.lock").exists()
 
 
-def test_lock_survives_transient_faults_and_reports_persistent_ones(tmp_path):
+def test_lock_survives_transient_faults_and_reports_persistent_ones(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_ATTEMPTS, raising=False)  # the default policy: 5 tries in all
     faulty_fs.FaultyFileSystem.reset("lock")
     flaky = StoreLocation.parse(
         faulty_fs.url(tmp_path / "a.zarr"), {"rate": 0.3, "seed": 3, "tag": "lock"}

@@ -146,3 +146,19 @@ def test_an_interrupted_publish_is_never_read_and_is_redone(audited, tmp_path, m
     monkeypatch.setattr(publish_module, "_write", real)
     publish(audited["clean"], dest)  # our unfinished publish: replaced without --overwrite
     assert validate(str(dest)) == []
+
+
+def test_inspect_and_history_show_the_audit_and_its_staleness(audited, tmp_path):
+    from pipeline.store.summary import history_lines, summarize
+
+    clean = audited["clean"]
+    current = summarize(open_store(clean))
+    assert current["audit_state"] == "current" and current["version"] == 1
+    version = open_store(clean).meta["version"]
+    stale = summarize(open_store(_copy_with(tmp_path, clean, version=version + 1)))
+    assert stale["audit_state"] == "stale"
+    raw = summarize(open_store(audited["raw"]))
+    assert raw["audit_state"] == "none"
+    lines = history_lines(open_store(clean).meta)
+    assert lines[0].startswith("v1  ") and " created" in lines[0]
+    assert " audited" in lines[-1] and "store_version=1" in lines[-1]

@@ -14,6 +14,7 @@ from zarr.codecs import Crc32cCodec
 from pipeline.errors import StoreError
 from pipeline.store.location import StoreLocation
 from pipeline.store.retry import (
+    ENV_ATTEMPTS,
     RetryingStore,
     RetryPolicy,
     StoreIOError,
@@ -22,6 +23,13 @@ from pipeline.store.retry import (
 )
 
 FAST = RetryPolicy(attempts=4, initial_delay=0.001, max_delay=0.01)
+
+
+@pytest.fixture(autouse=True)
+def default_policy(monkeypatch):
+    """The stores here retry by the default policy (5 tries in all), whatever the caller's
+    ANON_STORE_IO_ATTEMPTS says; tests of the variable set it themselves."""
+    monkeypatch.delenv(ENV_ATTEMPTS, raising=False)
 
 
 @pytest.mark.parametrize(
@@ -66,9 +74,12 @@ def test_retry_call_gives_up_with_one_line_and_does_not_retry_permanent_errors()
 
 
 def test_policy_from_the_environment(monkeypatch):
-    monkeypatch.setenv("ANON_STORE_IO_ATTEMPTS", "2")
+    assert RetryPolicy.from_env() == RetryPolicy() and RetryPolicy().attempts == 5
+    monkeypatch.setenv(ENV_ATTEMPTS, "2")
     assert RetryPolicy.from_env().attempts == 2
-    monkeypatch.setenv("ANON_STORE_IO_ATTEMPTS", "many")
+    monkeypatch.setenv(ENV_ATTEMPTS, "0")
+    assert RetryPolicy.from_env().attempts == 1
+    monkeypatch.setenv(ENV_ATTEMPTS, "many")
     with pytest.raises(StoreError, match="must be an integer"):
         RetryPolicy.from_env()
 

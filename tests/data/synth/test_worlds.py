@@ -306,5 +306,7 @@ def test_the_window_holds_the_whole_actor(name):
 def test_cli_world_option(run_cli, tmp_path):
     code, out, _ = run_cli("synth", "--help")
     assert code == 0 and all(name in out for name in WORLD_NAMES)
-    code, out, err = run_cli("synth", "--out", tmp_path / "x", "--scale", "tiny", "--world", "mars")
-    assert code == 1 and "unknown synth world" in out + err
+    code, out, err = run_cli(
+        "synth", "--output", tmp_path / "x", "--scale", "tiny", "--world", "mars"
+    )
+    assert code == 2 and "unknown synth world" in out + err  # a usage error (docs/cli.md)
