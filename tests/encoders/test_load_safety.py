@@ -93,8 +93,9 @@ def _calls(tree: ast.AST):
 
 def test_no_unsafe_loading_in_the_sources() -> None:
     """Audit of pipeline/, flows/ and store_schema/: no pickle-family import, torch.load only
-    with weights_only=True, np.load never with allow_pickle=True, trust_remote_code never
-    switched on in code, and persisted Prefect results serialised as JSON."""
+    with weights_only=True (and weights_only never anything else, wherever passed), np.load never
+    with allow_pickle=True, trust_remote_code never switched on in code, and persisted Prefect
+    results serialised as JSON."""
     assert len(SOURCES) > 50
     problems = []
     for path in SOURCES:
@@ -110,6 +111,10 @@ def test_no_unsafe_loading_in_the_sources() -> None:
             constant = {k: getattr(v, "value", v) for k, v in kwargs.items()}
             if owner == "torch" and name == "load" and constant.get("weights_only") is not True:
                 problems.append(f"{where}:{node.lineno}: torch.load without weights_only=True")
+            if "weights_only" in constant and constant["weights_only"] is not True:
+                # from_pretrained(weights_only=...) too: transformers 5 ignores it on its .bin path
+                # today (always weights-only), but must never be asked for full pickle.
+                problems.append(f"{where}:{node.lineno}: {name}(weights_only=...) not True")
             if name == "load" and constant.get("allow_pickle") is True:
                 problems.append(f"{where}:{node.lineno}: np.load(allow_pickle=True)")
             if constant.get("trust_remote_code") is True:
@@ -119,3 +124,36 @@ def test_no_unsafe_loading_in_the_sources() -> None:
             ):
                 problems.append(f"{where}:{node.lineno}: persisted result is pickled")
     assert problems == []
+
+
+def test_a_plain_bin_checkpoint_loads_through_the_weights_only_unpickler(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The legitimate side of the weights-only path: an old-style pytorch_model.bin holding only
+    tensors (torch.save of a state dict) loads, with the same weights, and every torch.load on
+    the way is a weights_only=True one."""
+    import torch
+    from safetensors.torch import load_file
+
+    reference = load_encoder(model, device="cpu")
+    state = load_file(model / "model.safetensors")
+    (model / "model.safetensors").unlink()
+    torch.save(state, model / "pytorch_model.bin")
+    calls: list[object] = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    encoder = load_encoder(model, device="cpu")
+    assert calls and all(flag is True for flag in calls), calls
+    assert encoder.family == reference.family and encoder.hidden_size == reference.hidden_size
+    mine, theirs = encoder.model.state_dict(), reference.model.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[key], theirs[key]) for key in mine)
+    # Identified by the .bin's own hash (no safetensors left to hash).
+    assert encoder.identity["weights_sha256"] != reference.identity["weights_sha256"]
+    clips = torch.randn(2, encoder.frames_per_clip, 3, encoder.image_size, encoder.image_size)
+    assert torch.equal(encoder.encode(clips), reference.encode(clips))

@@ -212,3 +212,44 @@ def test_sanitize_follows_the_append_with_new_rows_only(
     other = make_adapter(tmp_path / "other", dim=dim, encoder_sha=sha, seed=1)
     with pytest.raises(StoreError, match="overwrite"):
         sanitize(str(store), other, out)
+
+
+KILLED_APPEND = """
+import sys
+from pipeline.extract import ExtractConfig, extract
+config = ExtractConfig(splits=tuple(sys.argv[4].split(",")), videos_per_chunk=4, batch_size=16,
+                       append=True, allow_outside_root=True)
+extract(sys.argv[1], sys.argv[2], sys.argv[3], config)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.8])
+def test_append_killed_at_a_random_point_resumes_to_the_same_store(
+    fraction, tmp_path, manifests, one_shot, tiny_encoder_dir
+):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    store = _half_store(tmp_path, manifests, tiny_encoder_dir)
+    args = [str(manifests["full"]), str(tiny_encoder_dir), str(store), ",".join(SPLITS)]
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", KILLED_APPEND, *args], check=True)
+    whole = time.monotonic() - started
+    shutil_store = tmp_path / "again.zarr"
+    store.rename(shutil_store)
+    store = _half_store(tmp_path, manifests, tiny_encoder_dir)
+    args[2] = str(store)
+    child = subprocess.Popen([sys.executable, "-c", KILLED_APPEND, *args])
+    time.sleep(whole * fraction)
+    if child.poll() is None:
+        os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    config = _config(append=True, allow_outside_root=True, break_lock=True)
+    extract(manifests["full"], str(tiny_encoder_dir), store, config)
+    assert validate(str(store)) == []
+    grown, expected = _arrays(store), _arrays(one_shot)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(grown[name], values, err_msg=name)
