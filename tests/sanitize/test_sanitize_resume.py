@@ -62,6 +62,23 @@ def _kill_midway(args: list[str], fraction: float) -> None:
     assert child.returncode == -signal.SIGKILL
 
 
+def test_killed_once_at_a_random_point_resumes_to_a_clean_run(store_factory, tmp_path):
+    """The CI form of the slow tests below: a smaller store, one random kill point."""
+    raw = store_factory("raw.zarr", videos=60, videos_per_chunk=3, window_chunk=8)
+    adapter = make_adapter(tmp_path / "adapter", arch="mlp")
+    killed = tmp_path / "killed.zarr"
+    fraction = float(np.random.default_rng(11).uniform(0.2, 0.8))
+    _kill_midway([raw.url, str(adapter), str(killed)], fraction=fraction)
+    assert decode_meta(zarr.open_group(str(killed), mode="r").attrs["anon_store"])["status"] == (
+        "writing"
+    )
+    resumed = sanitize(raw.url, adapter, killed, SanitizeConfig(break_lock=True))
+    assert resumed.action == "resumed" and 0 < resumed.chunks_written < resumed.chunks_total
+    clean = tmp_path / "clean.zarr"
+    sanitize(raw.url, adapter, clean)
+    assert_same_features(killed, clean)
+
+
 @pytest.mark.slow
 def test_killed_run_is_refused_then_resumed_to_the_same_result(store_factory, tmp_path):
     # Many small chunks (3 videos, 8 windows): ~250 tasks, so the kill lands mid-run.
