@@ -113,7 +113,14 @@ def reencode_epoch(
         )
         pair = torch.tensor([[0, 1]]).expand(b, 2)
         with torch_threads(1):
-            _step(adapter, heads, opt, batch, StepSample(torch.arange(b), pair, pair), config)
+            _step(
+                adapter,
+                heads,
+                opt,
+                batch,
+                StepSample(torch.arange(b), pair, pair, partner=sample.partner),
+                config,
+            )
         step += 1
     return step
 

@@ -331,6 +331,10 @@ def demo(
     scale: Annotated[str, choice(Scale, "scale", "Benchmark size")] = "default",
     seed: Annotated[int, typer.Option()] = 0,
     fast_probes: Annotated[bool, typer.Option(help="Smaller probe budgets")] = False,
+    ablations: Annotated[
+        bool,
+        typer.Option(help="Also the reference objectives alone and the three ablations (+4 min)"),
+    ] = False,
     heldout_world: Annotated[
         str,
         choice(
@@ -368,6 +372,7 @@ def demo(
                 scale=scale,
                 seed=seed,
                 fast_probes=fast_probes,
+                ablations=ablations,
                 heldout_world=None if heldout_world == "none" else heldout_world,
                 heldout_scale="tiny" if scale == "tiny" else "small",
             ),

@@ -52,3 +52,19 @@ def test_extraction_reports_its_cpu_budget(tiny_benchmark, tiny_encoder_dir):
     # (No bound on cpu_ceiling: on a loaded machine the encoder's spinning threads inflate its
     # CPU time, which is why the README's runs are on idle cores.)
     assert math.isfinite(result["cpu_ceiling"]) and result["cpu_ceiling"] > 0, result
+
+
+def test_training_benchmark_reencodes_with_the_default_recipe(
+    raw_store, tiny_benchmark, tiny_encoder_dir
+):
+    """The re-encoding epoch runs the recommended recipe's losses (swap partners included)."""
+    from benchmarks import training
+    from pipeline.encoders.registry import load_encoder
+
+    result = training.cached_vs_reencode(
+        raw_store, tiny_benchmark / "manifest.parquet", load_encoder(tiny_encoder_dir), 1,
+        batch_size=8,
+    )  # fmt: skip
+    assert (
+        math.isfinite(result["train_cached_vs_reencode"]) and result["train_cached_vs_reencode"] > 0
+    )

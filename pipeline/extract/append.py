@@ -127,9 +127,10 @@ def _check_settings(
     if list((meta.get("dataset") or {}).get("splits") or []) != list(full.splits):
         differences.append(f"splits ({list(full.splits)})")
     if differences:
+        verb = "differs" if len(differences) == 1 else "differ"
         raise StoreError(
-            f"cannot append to {store.location}: its {', '.join(differences)} differ from this "
-            "run's; append with the store's settings, or rebuild it with --overwrite"
+            f"cannot append to {store.location}: this run's {', '.join(differences)} {verb} from "
+            "the store's; append with the store's settings, or rebuild it with --overwrite"
         )
 
 

@@ -295,7 +295,7 @@ def sanitize(
         lock.verify()
         _check_input_unchanged(source)
         del group[MARKERS]
-        event, extra = _completion(state, source, previous, fp)
+        event, extra = _completion(state, source, previous, fp, loaded.adapter_hash)
         meta = finalize_store(location, group, event, **extra)
         return SanitizeResult(
             output=str(location),
@@ -329,7 +329,7 @@ def _check_input_unchanged(source: FeatureStore) -> None:
 
 
 def _completion(
-    state: str, source: FeatureStore, previous: dict[str, Any] | None, fp: str
+    state: str, source: FeatureStore, previous: dict[str, Any] | None, fp: str, adapter_sha: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The history event and metadata updates that complete the output."""
     input_version = int(source.meta.get("version") or 0)
@@ -338,6 +338,7 @@ def _completion(
             "op": "sanitized",
             "input_store_id": source.store_id,
             "input_version": input_version,
+            "adapter_sha256": adapter_sha,
         }
         return event, {}
     added = source.num_videos - old_sizes(previous)["video"]
@@ -347,7 +348,12 @@ def _completion(
         "num_windows": int(source.group["window_features"].shape[0]),
         "num_segments": int(source.group["segment_video"].shape[0]),
     }
-    event = {"op": "appended", "videos": added, "input_version": input_version}
+    event = {
+        "op": "appended",
+        "videos": added,
+        "input_version": input_version,
+        "adapter_sha256": adapter_sha,
+    }
     extra = {
         "fingerprint": fp,
         "input_fingerprint": source.meta.get("fingerprint"),

@@ -162,3 +162,38 @@ def test_inspect_and_history_show_the_audit_and_its_staleness(audited, tmp_path)
     lines = history_lines(open_store(clean).meta)
     assert lines[0].startswith("v1  ") and " created" in lines[0]
     assert " audited" in lines[-1] and "store_version=1" in lines[-1]
+
+
+@pytest.mark.integration
+def test_publish_to_s3_is_verified_and_readable(audited, monkeypatch):
+    """The same gate and copy to a real S3 endpoint (an in-process moto server)."""
+    import logging
+
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    import s3fs
+    from local_servers import start_moto_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server, endpoint = start_moto_server()
+    try:
+        options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+        s3fs.S3FileSystem(**options, skip_instance_cache=True).call_s3(
+            "create_bucket", Bucket="shared"
+        )
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        dest = "s3://shared/features/published.zarr"
+        result = publish(audited["clean"], dest)
+        assert result.objects == len(_snapshot(audited["clean"]))
+        assert validate(dest, storage_options=options) == []
+        copied = open_store(dest)
+        assert copied.meta["published"]["from_store_id"] == open_store(audited["clean"]).store_id
+        np.testing.assert_array_equal(
+            copied.group["clip_features"][:], open_store(audited["clean"]).group["clip_features"][:]
+        )
+        with pytest.raises(StoreError, match="already exists"):
+            publish(audited["clean"], dest)
+    finally:
+        server.stop()
