@@ -148,6 +148,10 @@ def extract(
         trust_remote_code=trust_remote_code,
         record_paths=record_paths,
     )
+    from pipeline.extract.run import read_manifest_for
+
+    # A bad manifest is reported before the tiny encoder is built (minutes, the first time).
+    read_manifest_for(input, config)
     source = resolve_encoder_with_progress(encoder)
     started = time.perf_counter()
     with progress_bar("extracting", "videos") as update:
@@ -264,6 +268,9 @@ def train(
         overwrite=overwrite,
         break_lock=break_lock,
     )
+    from pipeline.store.reader import open_store
+
+    open_store(input, kind="raw")  # a bad store is one line, before the recipe's note
     note(describe_config(config))
     last: dict[str, Any] = {}
     with progress_bar("training adapter", "epochs") as update:

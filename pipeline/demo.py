@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.aam.from_store import TrainAAMConfig, train_aam
 from pipeline.aam.presets import preset_config
 from pipeline.aam.trainer import TrainConfig
+from pipeline.errors import ConfigError
 from pipeline.extract import ExtractConfig, extract
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,8 @@ def run_demo(
 
     config = config or DemoConfig()
     work = Path(workdir)
+    if work.exists() and not work.is_dir():
+        raise ConfigError(f"{work} exists and is not a directory: choose another --output")
     work.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     say = reporter or (lambda stage, message: log.info("%s: %s", stage, message))
