@@ -138,55 +138,43 @@ def extract_features(
 
     `append`: add the manifest's videos the complete store lacks (pipeline.extract.append; in
     this process, which takes the lock itself)."""
+    config = ExtractConfig(
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        workers=workers,
+        clips_per_video=clips_per_video,
+        static_clips=static_clips,
+        splits=tuple(splits) if splits else None,
+        overwrite=overwrite,
+        append=append,
+        videos_per_chunk=videos_per_chunk,
+        break_lock=break_lock,
+        video_root=video_root,
+        allow_outside_root=allow_outside_root,
+        trust_remote_code=trust_remote_code,
+        record_paths=record_paths,
+    )
     if append:
         with forward_library_logs():
-            return _append(
-                input, output, encoder, device, precision, batch_size, workers, break_lock,
-                video_root, allow_outside_root, trust_remote_code,
-            )  # fmt: skip
+            return _append(input, output, encoder, config)
     with (
         forward_library_logs(),
         StoreLock(StoreLocation.parse(output), break_lock=break_lock, command=_command(output)),
     ):
-        return _extract_features(
-            input, output, encoder, device, precision, batch_size, workers, clips_per_video,
-            static_clips, splits, overwrite, videos_per_chunk, dask_address, n_workers,
-            video_root=video_root, allow_outside_root=allow_outside_root,
-            trust_remote_code=trust_remote_code, record_paths=record_paths,
-        )  # fmt: skip
+        return _extract_features(input, output, encoder, config, dask_address, n_workers)
 
 
-def _append(
-    manifest: str,
-    output: str,
-    encoder: str,
-    device: str,
-    precision: str,
-    batch_size: int,
-    workers: int,
-    break_lock: bool,
-    video_root: str | None,
-    allow_outside_root: bool,
-    trust_remote_code: bool,
-) -> dict[str, Any]:
+def _append(manifest: str, output: str, encoder: str, config: ExtractConfig) -> dict[str, Any]:
     from pipeline.encoders.tiny import resolve_encoder_source
     from pipeline.extract import extract
 
-    config = ExtractConfig(
-        device=device, precision=precision, batch_size=batch_size, workers=workers,
-        append=True, break_lock=break_lock, video_root=video_root,
-        allow_outside_root=allow_outside_root, trust_remote_code=trust_remote_code,
-    )  # fmt: skip
     result = asdict(extract(manifest, resolve_encoder_source(encoder), output, config))
     get_run_logger().info(
         "%s %s: %d new videos, %d failed", result["action"], output, result["videos"],
         result["failed"],
     )  # fmt: skip
-    create_markdown_artifact(
-        markdown=store_summary_markdown(summarize(open_store(output))),
-        key="extract-features-store",
-        description=f"raw store {output}",
-    )
+    _store_artifact(output)
     return result
 
 
@@ -203,39 +191,11 @@ def _extract_features(
     manifest: str,
     output: str,
     encoder: str,
-    device: str,
-    precision: str,
-    batch_size: int,
-    workers: int,
-    clips_per_video: int,
-    static_clips: int,
-    splits: list[str] | None,
-    overwrite: bool,
-    videos_per_chunk: int | None,
+    config: ExtractConfig,
     dask_address: str | None,
     n_workers: int | None,
-    *,
-    video_root: str | None = None,
-    allow_outside_root: bool = False,
-    trust_remote_code: bool = False,
-    record_paths: bool = False,
 ) -> dict[str, Any]:
     logger = get_run_logger()
-    config = ExtractConfig(
-        device=device,
-        precision=precision,
-        batch_size=batch_size,
-        workers=workers,
-        clips_per_video=clips_per_video,
-        static_clips=static_clips,
-        splits=tuple(splits) if splits else None,
-        overwrite=overwrite,
-        videos_per_chunk=videos_per_chunk,
-        video_root=video_root,
-        allow_outside_root=allow_outside_root,
-        trust_remote_code=trust_remote_code,
-        record_paths=record_paths,
-    )
     runner = shard_task_runner(dask_address, n_workers)
     job = plan_extraction_task(manifest, encoder, output, config)
     reports: list[dict] = []
@@ -257,11 +217,7 @@ def _extract_features(
         result["failed"],
         clips,
     )
-    create_markdown_artifact(
-        markdown=store_summary_markdown(summarize(open_store(job.output))),
-        key="extract-features-store",
-        description=f"raw store {job.output}",
-    )
+    _store_artifact(job.output)
     if reports:
         create_table_artifact(
             key="extract-features-shards",
@@ -276,3 +232,11 @@ def _extract_features(
 
 def _shard(report: dict) -> int:
     return int(report["shard"])
+
+
+def _store_artifact(output: str) -> None:
+    create_markdown_artifact(
+        markdown=store_summary_markdown(summarize(open_store(output))),
+        key="extract-features-store",
+        description=f"raw store {output}",
+    )

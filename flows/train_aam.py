@@ -9,7 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from flows.runtime import Device, forward_library_logs
 from pipeline.aam.from_store import train_aam
-from pipeline.aam.presets import DEFAULT_PRESET, describe_config, preset_config
+from pipeline.aam.presets import DEFAULT_PRESET, preset_config
 from pipeline.aam.streaming import parse_bytes
 from pipeline.cli_choices import Arch, Preset
 
@@ -71,7 +71,6 @@ def train_aam_flow(
         overwrite=overwrite,
         break_lock=break_lock,
     )
-    logger.info(describe_config(config))
 
     def on_validation(record: dict[str, Any]) -> None:
         logger.info(

@@ -7,6 +7,7 @@ progress bars and notes to stderr.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,8 +46,11 @@ BREAK_LOCK_HELP = (
 )
 
 
-def resolve_encoder_with_progress(encoder: str) -> str:
-    """Build the cached tiny encoder with a progress bar before a stage needs it."""
+def resolve_encoder_with_progress(
+    encoder: str, before_build: Callable[[], object] | None = None
+) -> str:
+    """Build the cached tiny encoder with a progress bar before a stage needs it;
+    `before_build` checks the stage's input first, so bad input is not minutes away."""
     if encoder != "tiny":
         return encoder
     from pipeline.encoders import tiny
@@ -56,6 +60,8 @@ def resolve_encoder_with_progress(encoder: str) -> str:
         return str(tiny.tiny_encoder_path(build_if_missing=False))
     except EncoderError:
         pass
+    if before_build is not None:
+        before_build()
     with progress_bar("building tiny encoder (once, minutes)") as bar:
         return str(
             tiny.tiny_encoder_path(
@@ -150,9 +156,7 @@ def extract(
     )
     from pipeline.extract.run import read_manifest_for
 
-    # A bad manifest is reported before the tiny encoder is built (minutes, the first time).
-    read_manifest_for(input, config)
-    source = resolve_encoder_with_progress(encoder)
+    source = resolve_encoder_with_progress(encoder, lambda: read_manifest_for(input, config))
     started = time.perf_counter()
     with progress_bar("extracting", "videos") as update:
 
@@ -240,7 +244,7 @@ def train(
     does not match) and says which.
     """
     from pipeline.aam.from_store import train_aam
-    from pipeline.aam.presets import describe_config, preset_config
+    from pipeline.aam.presets import preset_config
     from pipeline.aam.streaming import format_bytes, parse_bytes
 
     overrides = {
@@ -268,10 +272,6 @@ def train(
         overwrite=overwrite,
         break_lock=break_lock,
     )
-    from pipeline.store.reader import open_store
-
-    open_store(input, kind="raw")  # a bad store is one line, before the recipe's note
-    note(describe_config(config))
     last: dict[str, Any] = {}
     with progress_bar("training adapter", "epochs") as update:
 

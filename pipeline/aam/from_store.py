@@ -24,7 +24,7 @@ import psutil
 
 from pipeline.aam.adapter import AdapterConfig
 from pipeline.aam.checkpoint import save_adapter
-from pipeline.aam.presets import privacy_off_warning
+from pipeline.aam.presets import describe_config, privacy_off_warning
 from pipeline.aam.streaming import (
     MemoryLedger,
     StreamingSplit,
@@ -349,6 +349,7 @@ def train_aam(
 
     raw = open_store(store, kind="raw")
     output_dir = Path(output)
+    say(describe_config(config))
     warning = privacy_off_warning(dataclasses.asdict(config.training))
     if warning is not None:  # one line: to the caller's channel if it has one, else the log
         notify(warning) if notify is not None else log.warning(warning)

@@ -15,12 +15,11 @@ import hashlib
 import json
 import logging
 import time
-import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import zarr
-from zarr.errors import ZarrUserWarning
 
 from pipeline.data.clips import ClipSampling
 from pipeline.data.manifest import Manifest
@@ -29,10 +28,11 @@ from pipeline.errors import StoreError
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.plan import ExtractionPlan, plan_extraction, sampling_json
 from pipeline.extract.run import ExtractResult, ProgressFn, fill_store
+from pipeline.store.layout import recorded_sizes
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import StoreLock
 from pipeline.store.reader import FeatureStore, open_store
-from pipeline.store.writer import read_attrs, with_event, write_attrs
+from pipeline.store.writer import consolidate, read_attrs, with_event, write_attrs
 from store_schema import VIDEO_FAILED
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,6 @@ def append_videos(
         if not new_ids:
             if staging.exists():  # a commit that finished before its staging store was removed
                 _remove_staging(location)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", category=ZarrUserWarning)
-                    zarr.consolidate_metadata(location.zarr_store(), zarr_format=3)
             log.info(
                 "%s already holds every video of the manifest: nothing to append", location.name
             )
@@ -86,11 +83,8 @@ def append_videos(
         added = fill_store(staging, plan, manifest, model, sampling, staging_config, lock,
                            progress, overwrite=True)  # fmt: skip
         lock.verify()
-        meta = _commit(location, store, staging, manifest, full)
+        meta = _commit(location, staging, manifest)
         _remove_staging(location)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=ZarrUserWarning)
-            zarr.consolidate_metadata(location.zarr_store(), zarr_format=3)
     failed = int(meta["history"][-1]["failed"])
     return ExtractResult(
         output=str(location),
@@ -104,8 +98,6 @@ def append_videos(
 
 
 def _with_chunking(config: ExtractConfig, layout: dict[str, Any]) -> ExtractConfig:
-    from dataclasses import replace
-
     return replace(
         config,
         append=False,
@@ -196,23 +188,13 @@ def _plan_segments(plan: ExtractionPlan, rows: np.ndarray) -> list[list[tuple[in
     return [by_row.get(int(r), []) for r in rows]
 
 
-def _commit(
-    location: StoreLocation,
-    store: FeatureStore,
-    staging: StoreLocation,
-    manifest: Manifest,
-    full: ExtractionPlan,
-) -> dict[str, Any]:
+def _commit(location: StoreLocation, staging: StoreLocation, manifest: Manifest) -> dict[str, Any]:
     """Grow every array by the staging store's rows; the metadata goes last. Idempotent: the
     existing row counts come from the metadata, which changes only at the very end."""
     group = zarr.open_group(location.zarr_store(), mode="r+", use_consolidated=False)
     meta = read_attrs(group) or {}
     layout = dict(meta.get("layout") or {})
-    before = {
-        "video": int(layout["num_videos"]),
-        "window": int(layout["num_windows"]),
-        "segment": int(layout.get("num_segments", store.group["segment_video"].shape[0])),
-    }
+    before = recorded_sizes(meta)
     new = zarr.open_group(staging.zarr_store(read_only=True), mode="r", use_consolidated=False)
     added = {
         "video": int(new["video_id"].shape[0]),
@@ -266,6 +248,8 @@ def _grow(array: zarr.Array, source: zarr.Array, start: int, count: int, *, shif
 
 
 def _remove_staging(location: StoreLocation) -> None:
+    """Delete the staging store, then consolidate: readers' metadata lists the grown arrays."""
     group = zarr.open_group(location.zarr_store(), mode="r+", use_consolidated=False)
     if STAGING in group:
         del group[STAGING]
+    consolidate(location)

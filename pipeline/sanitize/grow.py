@@ -93,12 +93,3 @@ def mark_existing(group: zarr.Group, families: list[Family], old_sizes: dict[str
         whole = old_sizes[FAMILY_DIMS[family.name]] // family.chunk_rows
         done[family.marker_offset : family.marker_offset + min(whole, family.num_chunks)] = 1
     create_markers(group, total)[:] = done
-
-
-def old_sizes(meta: dict[str, Any]) -> dict[str, int]:
-    layout = meta.get("layout") or {}
-    return {
-        "video": int(layout.get("num_videos") or 0),
-        "window": int(layout.get("num_windows") or 0),
-        "segment": int(layout.get("num_segments") or 0),
-    }

@@ -19,7 +19,7 @@ import zarr
 from pipeline.aam.checkpoint import LoadedAdapter, load_adapter
 from pipeline.errors import AdapterError, AnonStoreError, StoreError
 from pipeline.sanitize.config import SanitizeConfig
-from pipeline.sanitize.grow import grow_output, growable, mark_existing, old_sizes
+from pipeline.sanitize.grow import grow_output, growable, mark_existing
 from pipeline.sanitize.kernel import AdapterKernel, kernel_for, resolve_device
 from pipeline.sanitize.output import check_apart, check_reachable, existing_state
 from pipeline.sanitize.schedule import connect, run_distributed, run_local
@@ -31,7 +31,7 @@ from pipeline.sanitize.units import (
     plan_families,
     read_markers,
 )
-from pipeline.store.layout import StoreLayout
+from pipeline.store.layout import StoreLayout, recorded_sizes
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import StoreLock
 from pipeline.store.reader import FeatureStore, open_store
@@ -250,7 +250,7 @@ def sanitize(
             if state == "grow":
                 group = grow_output(location, source)
                 families = plan_families(group, source.attribute_names)
-                mark_existing(group, families, old_sizes(previous))
+                mark_existing(group, families, recorded_sizes(previous))
             else:
                 group = _prepare_output(location, state, source, loaded, config, layout, fp)
                 families = plan_families(group, source.attribute_names)
@@ -341,7 +341,7 @@ def _completion(
             "adapter_sha256": adapter_sha,
         }
         return event, {}
-    added = source.num_videos - old_sizes(previous)["video"]
+    added = source.num_videos - recorded_sizes(previous)["video"]
     layout = {
         **(previous.get("layout") or {}),
         "num_videos": source.num_videos,

@@ -126,3 +126,14 @@ def plan_layout(
         window_count=counts.astype(np.int32),
         num_windows=row,
     )
+
+
+def recorded_sizes(meta: dict) -> dict[str, int]:
+    """Rows along video, window and segment as the store's metadata records them (the counts
+    of its last complete version: growing writers change the arrays first, these last)."""
+    layout = meta.get("layout") or {}
+    return {
+        "video": int(layout.get("num_videos") or 0),
+        "window": int(layout.get("num_windows") or 0),
+        "segment": int(layout.get("num_segments") or 0),
+    }

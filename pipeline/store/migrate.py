@@ -19,6 +19,7 @@ from pipeline.store.writer import (
     finalize_store,
     new_array,
     read_attrs,
+    update_attrs,
     write_attrs,
 )
 from store_schema import (
@@ -87,6 +88,10 @@ def migrate_store(
         codecs = StoreCodecs(**(meta.get("codecs") or {}))
         padding = _stage_padded_windows(group, codecs)
         _describe_arrays(group, meta, codecs)
+        # v1 layouts lack the segment count, which appends and incremental sanitize read.
+        layout = {**(read_attrs(group) or {}).get("layout", {})}
+        layout["num_segments"] = int(group["segment_video"].shape[0])
+        update_attrs(group, layout=layout)
         lock.verify()
         event = {"op": "migrated", "from_schema": meta["migrated_from"]}
         meta = finalize_store(location, group, event, migrated_from=meta["migrated_from"])
@@ -104,19 +109,17 @@ def _stage_padded_windows(group: zarr.Group, codecs: StoreCodecs) -> int:
     ``_padded_window_video`` is copied last and marks a finished copy; the originals are removed
     only after it, so an interrupted copy is redone from intact originals.
     """
-    stored = set(group.array_keys())
     marker = PADDED_PREFIX + "window_video"
-    if marker not in stored:
-        owner = np.asarray(group["window_video"][:])
-        padding = int((owner < 0).sum())
-        if padding == 0:
-            return 0
-        for name in ("window_features", "window_start", "window_video"):
+    copied = marker in set(group.array_keys())
+    owner = np.asarray(group[marker if copied else "window_video"][:])
+    padding = int((owner < 0).sum())
+    if padding == 0:
+        return 0
+    if not copied:
+        for name in ("window_features", "window_start", "window_video"):  # the marker last
             _copy_array(group, name, PADDED_PREFIX + name, codecs)
-    padding = int((np.asarray(group[marker][:]) < 0).sum())
-    for name in PADDED_WINDOW_ARRAYS:
-        if name in set(group.array_keys()):
-            del group[name]
+    for name in set(PADDED_WINDOW_ARRAYS) & set(group.array_keys()):
+        del group[name]
     return padding
 
 

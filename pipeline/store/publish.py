@@ -14,21 +14,20 @@ import hashlib
 import json
 import logging
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zarr
-from zarr.errors import ZarrUserWarning
 
 from pipeline.errors import StoreError
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import StoreLock
 from pipeline.store.reader import FeatureStore, open_store
 from pipeline.store.retry import retry_call
-from pipeline.store.writer import utc_now, with_event
+from pipeline.store.summary import audit_state
+from pipeline.store.writer import consolidate, utc_now, with_event
 from store_schema import ATTRS_KEY
 
 log = logging.getLogger(__name__)
@@ -67,9 +66,8 @@ def check_publishable(store: FeatureStore, max_leakage: float) -> float:
         raise StoreError(
             f"{where} was never audited: run `anon-store audit --input {where} --raw RAW` first"
         )
-    version = int(store.meta.get("version") or 0)
-    audited = audit.get("store_version")
-    if audit.get("store_id") != store.store_id or audited != version:
+    if audit_state(store.meta) == "stale":
+        version, audited = store.meta.get("version"), audit.get("store_version")
         raise StoreError(
             f"{where}'s audit is stale (it audited version {audited}, the store is at version "
             f"{version}): audit it again"
@@ -189,9 +187,7 @@ def _copy(
     root.pop("consolidated_metadata", None)  # rebuilt below from what was copied
     root.setdefault("attributes", {})[ATTRS_KEY] = json.dumps(meta, default=str)
     _write(dst_fs, f"{dst_root}/{ROOT_DOCUMENT}", json.dumps(root).encode(), target.is_local)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=ZarrUserWarning)
-        zarr.consolidate_metadata(target.zarr_store(), zarr_format=3)
+    consolidate(target)
     retry_call(lambda: dst_fs.rm_file(f"{dst_root}/{MARKER}"), f"finishing {target}")
     return len(body) + 1, size
 

@@ -346,6 +346,13 @@ def with_event(meta: Mapping[str, Any], op: str, **details: Any) -> dict[str, An
     return {**meta, "version": version, "history": history}
 
 
+def consolidate(location: StoreLocation) -> None:
+    """(Re)write the consolidated metadata that readers open the store through."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=ZarrUserWarning)
+        zarr.consolidate_metadata(location.zarr_store(), zarr_format=3)
+
+
 def finalize_store(
     location: StoreLocation,
     group: zarr.Group,
@@ -360,9 +367,7 @@ def finalize_store(
     meta = with_event(read_attrs(group) or {}, event.pop("op"), **event)
     meta.update(status="complete", completed_at=utc_now(), **extra)
     write_attrs(group, meta)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=ZarrUserWarning)
-        zarr.consolidate_metadata(location.zarr_store(), zarr_format=3)
+    consolidate(location)
     if meta.get("kind") == "raw" and location.is_local:
         restrict_tree(location.url)
     return meta

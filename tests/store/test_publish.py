@@ -3,7 +3,6 @@ leakage threshold, is copied (and verified); every refusal leaves the destinatio
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from pipeline.probes.audit import AuditConfig, audit
 from pipeline.probes.features import ProbeFeatures
 from pipeline.store.publish import MARKER, publish
 from pipeline.store.reader import open_store
-from pipeline.store.writer import read_attrs, update_attrs
+from pipeline.store.writer import read_attrs, update_attrs, write_attrs
 from store_schema import validate
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: the probes' store builders
@@ -63,15 +62,8 @@ def _copy_with(tmp_path: Path, store: Path, **changes) -> Path:
     out = tmp_path / f"variant-{len(list(tmp_path.iterdir()))}.zarr"
     shutil.copytree(store, out)
     group = zarr.open_group(str(out), mode="r+", use_consolidated=False)
-    meta = read_attrs(group)
-    for key, value in changes.items():
-        if value is None:
-            meta.pop(key, None)
-        else:
-            meta[key] = value
-    update_attrs(group, **meta)
-    if any(v is None for v in changes.values()):
-        group.attrs["anon_store"] = json.dumps(meta)
+    meta = {**read_attrs(group), **changes}
+    write_attrs(group, {key: value for key, value in meta.items() if value is not None})
     zarr.consolidate_metadata(str(out), zarr_format=3)
     return out
 
