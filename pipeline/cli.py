@@ -256,6 +256,34 @@ def manifest_import(
     result(f"wrote {output} with {len(done.manifest)} videos; {done.summary}")
 
 
+@manifest_app.command("merge", cls=aliased({"--out": "--output"}))
+def manifest_merge(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(metavar="MANIFEST...", help="Manifests to merge (two or more), in order"),
+    ],
+    output: Annotated[Path, typer.Option(help="manifest.parquet to write")],
+    allow_outside_root: Annotated[
+        bool, typer.Option(help="Accept videos outside the output's directory (absolute paths)")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing manifest")] = False,
+    as_json: Json = False,
+) -> None:
+    """Merge manifests of several data sets (e.g. VISPR + PA-HMDB51) into one."""
+    from pipeline.cli_outputs import check_output_file
+    from pipeline.data.merge import merge_manifests
+
+    check_output_file(output, overwrite=overwrite)
+    merged = merge_manifests(inputs, output, allow_outside_root=allow_outside_root)
+    splits = merged.table.column("split").to_pylist()
+    counts = {s: splits.count(s) for s in dict.fromkeys(splits)}
+    if as_json:
+        result_json({"output": str(output), "videos": len(merged), "splits": counts})
+        return
+    per_split = ", ".join(f"{split} {count}" for split, count in counts.items())
+    result(f"wrote {output} with {len(merged)} rows ({per_split}) from {len(inputs)} manifests")
+
+
 # ---------------------------------------------------------------- encoders
 
 

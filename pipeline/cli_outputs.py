@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pipeline.errors import StoreError
 
@@ -120,3 +121,19 @@ def staged_dir(output: str | Path) -> Iterator[Path]:
         out.rename(old)
     staging.rename(out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+Report = TypeVar("Report", bound=Any)
+
+
+def write_report_dir(
+    output: str | Path, replace: bool, produce: Callable[[Path], Report]
+) -> Report:
+    """``produce(directory)`` writes a report (EvalReport, ProtocolReport: built from ``data``
+    and a directory) into `output`, or, when `replace`, into a staged directory that replaces
+    `output` once complete; returns the report as found at `output`."""
+    if not replace:
+        return produce(Path(output))
+    with staged_dir(output) as staging:
+        report = produce(staging)
+    return type(report)(report.data, Path(output))

@@ -498,10 +498,15 @@ def _parse_named(values: list[str] | None, option: str) -> dict[str, str]:
 
 @app.command(cls=aliased({"--raw": "--input", "--report": "--output"}))
 def evaluate(
-    input: Annotated[
-        str, typer.Option("--input", help="Complete raw store (the reference method 'raw')")
-    ],
     output: Annotated[Path, typer.Option(help="Report directory (report.json, report.md, plot)")],
+    input: Annotated[
+        str | None,
+        typer.Option("--input", help="Complete raw store (the reference method 'raw')"),
+    ] = None,
+    protocol: Annotated[
+        Path | None,
+        typer.Option(help="Protocol file (TOML): one raw store per protocol, and the methods"),
+    ] = None,
     sanitized: Annotated[str | None, typer.Option(help="Sanitized store (method 'aam')")] = None,
     baselines: Annotated[
         str, choice_list(Baseline, "baseline", "Comma-separated: leace, inlp", allow_empty=True)
@@ -509,8 +514,11 @@ def evaluate(
     method: Annotated[
         list[str] | None, typer.Option(help="Further sanitized store as NAME=STORE (repeat)")
     ] = None,
-    seeds: Annotated[str, typer.Option(help="Probe seeds, comma-separated")] = "0,1,2",
-    fast: Annotated[bool, typer.Option(help="Small probe budgets (rougher numbers)")] = False,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Probe seeds, comma-separated (default 0,1,2, or the protocol file's)"),
+    ] = None,
+    fast: Annotated[bool | None, typer.Option(help="Small probe budgets (rougher numbers)")] = None,
     workers: Annotated[
         int, typer.Option(help="Methods evaluated side by side in worker processes")
     ] = 1,
@@ -521,11 +529,21 @@ def evaluate(
     as_json: Json = False,
 ) -> None:
     """Probe utility (action, detection, anomaly, bias) and privacy (attackers) per method."""
-    from pipeline.cli_outputs import check_report_dir, staged_dir
+    from pipeline.cli_outputs import check_report_dir, write_report_dir
     from pipeline.probes import BASELINES, EvalConfig
     from pipeline.probes import evaluate as run_evaluate
-    from pipeline.probes.report import EvalReport
+    from pipeline.probes.protocol import check_evaluate_inputs
 
+    given = {
+        "sanitized": sanitized is not None,
+        "baselines": bool(baselines),
+        "method": bool(method),
+    }
+    check_evaluate_inputs(input, None if protocol is None else str(protocol), given)
+    chosen_seeds = parse_seeds(seeds) if seeds is not None else None
+    if protocol is not None:
+        _evaluate_protocol(protocol, output, chosen_seeds, fast, workers, overwrite, as_json)
+        return
     stores: dict[str, Any] = {"raw": input}
     if sanitized:
         stores["aam"] = sanitized
@@ -534,14 +552,11 @@ def evaluate(
     stores.update(_parse_named(method, "--method"))
     replace = check_report_dir(output, overwrite=overwrite, inputs=stores.values())
     make = EvalConfig.fast if fast else EvalConfig
-    config = make(seeds=parse_seeds(seeds), workers=workers)
+    config = make(seeds=EvalConfig.seeds if seeds is None else chosen_seeds, workers=workers)
     with progress_bar("evaluating", "probe runs") as update:
-        if replace:
-            with staged_dir(output) as staging:
-                report = run_evaluate(stores, staging, config, progress=update)
-            report = EvalReport(report.data, output)
-        else:
-            report = run_evaluate(stores, output, config, progress=update)
+        report = write_report_dir(
+            output, replace, lambda into: run_evaluate(stores, into, config, progress=update)
+        )
     if as_json:
         result_json(
             {
@@ -555,6 +570,41 @@ def evaluate(
         return
     result(report.headline_table())
     result(f"report: {report.markdown_path}, {report.json_path}, {report.plot_path}")
+
+
+def _evaluate_protocol(
+    protocol: Path,
+    output: Path,
+    seeds: tuple[int, ...] | None,
+    fast: bool | None,
+    workers: int,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
+    """evaluate --protocol: every protocol's store, one combined Table 1 report."""
+    from pipeline.cli_outputs import check_report_dir, write_report_dir
+    from pipeline.probes.protocol import evaluate_protocol, read_protocol
+
+    spec = read_protocol(protocol)
+    replace = check_report_dir(output, overwrite=overwrite, inputs=[*spec.inputs(), protocol])
+    config = spec.eval_config(seeds=seeds, fast=fast, workers=workers)
+    with progress_bar("evaluating", "probe runs") as update:
+        report = write_report_dir(
+            output, replace, lambda into: evaluate_protocol(spec, into, config, progress=update)
+        )
+    if as_json:
+        result_json(
+            {
+                "output": str(output),
+                "report_json": str(report.json_path),
+                "report_markdown": str(report.markdown_path),
+                "table": report.values(),
+            }
+        )
+        return
+    result(report.table())
+    subs = ", ".join(str(report.sub_report_dir(p)) for p in report.data["protocols"])
+    result(f"report: {report.markdown_path}, {report.json_path}; per protocol: {subs}")
 
 
 # ---------------------------------------------------------------- audit

@@ -5,6 +5,8 @@ from store_schema.spec import (
     ATTRIBUTE_PREFIX,
     ATTRS_KEY,
     FEATURE_ARRAYS,
+    FRAME_LABEL_PREFIX,
+    IMAGE_KIND,
     KINDS,
     LEGACY_VERSIONS,
     OPTIONAL_ATTRS,
@@ -24,6 +26,8 @@ from store_schema.spec import (
     ArraySpec,
     attribute_spec,
     decode_meta,
+    frame_label_spec,
+    frame_label_specs,
     label_flags,
 )
 from store_schema.validate import validate
@@ -33,6 +37,8 @@ __all__ = [
     "ATTRIBUTE_PREFIX",
     "ATTRS_KEY",
     "FEATURE_ARRAYS",
+    "FRAME_LABEL_PREFIX",
+    "IMAGE_KIND",
     "KINDS",
     "LEGACY_VERSIONS",
     "OPTIONAL_ATTRS",
@@ -52,6 +58,8 @@ __all__ = [
     "ArraySpec",
     "attribute_spec",
     "decode_meta",
+    "frame_label_spec",
+    "frame_label_specs",
     "label_flags",
     "validate",
 ]

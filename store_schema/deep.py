@@ -26,7 +26,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
-from store_schema.spec import ATTRS_KEY, VIDEO_OK, decode_meta
+from store_schema.spec import ATTRS_KEY, IMAGE_KIND, VIDEO_OK, decode_meta
 
 METADATA = "zarr.json"
 VIDEO_FEATURES = ("clip_features", "static_features")
@@ -184,6 +184,8 @@ def _check_missing(
         if meta.get("status") != "complete":
             return
         ok = np.asarray(group["status"][:]) == VIDEO_OK
+        # Images have no normal clips: their clip_features rows are NaN, never written.
+        has_clips = ok & (np.asarray(group["kind"][:]) != IMAGE_KIND)
         window_video = np.asarray(group["window_video"][:]) if "window_video" in group else None
     except Exception:  # unreadable tables are reported by the chunk and schema checks
         return
@@ -194,7 +196,7 @@ def _check_missing(
         for coords in grid_missing:
             rows = slice(coords[0] * rows_per_chunk, (coords[0] + 1) * rows_per_chunk)
             if name in VIDEO_FEATURES:
-                needed = bool(ok[rows].any())
+                needed = bool((has_clips if name == "clip_features" else ok)[rows].any())
             elif name == "window_features" and window_video is not None:
                 owners = window_video[rows]
                 owners = owners[owners >= 0]

@@ -19,6 +19,12 @@ chunks (so that shards never share a chunk) in the ``_padded_window_*`` arrays; 
 compacts them into the ``window_*`` arrays and removes the padded ones.
 
 Videos that failed (``status == 2``) keep their table row and reason; their features are NaN.
+Attributes with frame-level labels (``dataset.frame_labels``, e.g. PA-HMDB51) also get a
+``static_attr_<name>`` array [video, static]: the attribute's value at each static clip's frame.
+Rows of ``kind`` ``image`` (still images, e.g. VISPR) have static clips only: their
+``clip_features`` are NaN and ``clip_start`` -1, every ``static_frame`` is 0 and they own no
+windows. Images of training splits (names ending in ``train``) hold ``static`` independently
+augmented crops; images of other splits hold their one centre-crop clip in every static slot.
 Every array carries ``long_name`` and ``description`` attrs; coded arrays carry CF
 ``flag_values`` / ``flag_meanings``. The root attrs hold the metadata object as a JSON string
 under ``anon_store`` (flat attrs, so netCDF writers accept them).
@@ -46,6 +52,8 @@ STATUSES = ("creating", "writing", "complete")
 
 VIDEO_PENDING, VIDEO_OK, VIDEO_FAILED = 0, 1, 2
 """Values of the per-video ``status`` array."""
+IMAGE_KIND = "image"
+"""``kind`` of a still-image row: static clips only (no normal clips, no windows)."""
 
 ATTRIBUTE_PREFIX = "attr_"
 
@@ -172,6 +180,32 @@ def attribute_spec(name: str, values: tuple[str, ...] = ()) -> ArraySpec:
         f"Attribute '{name}' (-1 unknown).",
         flags=label_flags(values),
     )
+
+
+FRAME_LABEL_PREFIX = "static_attr_"
+"""Prefix of the optional per-static-clip label arrays of attributes with frame-level labels."""
+
+
+def frame_label_spec(name: str, values: tuple[str, ...] = ()) -> ArraySpec:
+    """Attribute `name` at the frame of each static clip (``dataset.frame_labels`` lists the
+    attributes that have such an array): from the manifest's frame-level attribute segments,
+    the largest value of a segment covering the frame, -1 where no segment covers it."""
+    return ArraySpec(
+        f"{FRAME_LABEL_PREFIX}{name}",
+        "int16",
+        ("video", "static"),
+        f"Attribute '{name}' at the frame of each static clip (-1 unlabelled).",
+        flags=label_flags(values),
+    )
+
+
+def frame_label_specs(dataset: Mapping[str, Any]) -> list[ArraySpec]:
+    """The ``static_attr_*`` arrays a store with metadata ``dataset`` holds (often none)."""
+    attributes = dataset.get("attributes") or {}
+    return [
+        frame_label_spec(name, tuple((attributes.get(name) or {}).get("values") or ()))
+        for name in dataset.get("frame_labels") or ()
+    ]
 
 
 def label_flags(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, str], ...]:

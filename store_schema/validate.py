@@ -11,6 +11,7 @@ from store_schema.spec import (
     ALL_ARRAYS,
     ATTRIBUTE_PREFIX,
     ATTRS_KEY,
+    FRAME_LABEL_PREFIX,
     KINDS,
     LEGACY_VERSIONS,
     PADDED_PREFIX,
@@ -24,6 +25,7 @@ from store_schema.spec import (
     ArraySpec,
     attribute_spec,
     decode_meta,
+    frame_label_specs,
 )
 
 
@@ -170,11 +172,21 @@ def _check_group(store: Any, group: zarr.Group, storage_options: dict | None) ->
         return problems
     sizes: dict[str, int] = {}
     specs = list(ALL_ARRAYS)
-    attributes = ((meta.get("dataset") or {}).get("attributes")) or {}
+    dataset = meta.get("dataset") or {}
+    attributes = dataset.get("attributes") or {}
     specs += [attribute_spec(name) for name in attributes]
+    framed = dataset.get("frame_labels") or []
+    problems += [
+        f"dataset.frame_labels names '{name}', which is not in dataset.attributes"
+        for name in framed
+        if name not in attributes
+    ]
+    specs += frame_label_specs(dataset)
     for name in group.array_keys():
         if name.startswith(ATTRIBUTE_PREFIX) and name[len(ATTRIBUTE_PREFIX) :] not in attributes:
             problems.append(f"array '{name}' is not declared in dataset.attributes")
+        if name.startswith(FRAME_LABEL_PREFIX) and name[len(FRAME_LABEL_PREFIX) :] not in framed:
+            problems.append(f"array '{name}' is not declared in dataset.frame_labels")
     stored = set(group.array_keys())
     padded = {PADDED_PREFIX + name for name in PADDED_WINDOW_ARRAYS} & stored
     if padded and meta.get("status") == "complete":

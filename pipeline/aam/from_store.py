@@ -40,6 +40,7 @@ from pipeline.store.location import StoreLocation
 from pipeline.store.lock import StoreLock
 from pipeline.store.permissions import private_directory
 from pipeline.store.reader import FeatureStore, open_store
+from store_schema import IMAGE_KIND
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,11 @@ class TrainAAMResult:
 
 
 def usable_rows(store: FeatureStore, split: str) -> np.ndarray:
-    """Store rows of a split's usable videos: decoded fine and with an action label."""
+    """Store rows of a split's usable videos: decoded fine, with an action label, and with normal
+    clips (image rows have none: the utility and consistency losses need them)."""
     rows = store.rows(split)
-    return rows[store.videos["action"][rows].astype(np.int64) >= 0]
+    labelled = store.videos["action"][rows].astype(np.int64) >= 0
+    return rows[labelled & (store.videos["kind"][rows] != IMAGE_KIND)]
 
 
 def _chunk_rows(store: FeatureStore) -> int:
@@ -279,8 +282,11 @@ def _check_inputs(store: FeatureStore, output: Path, config: TrainAAMConfig) -> 
     if int(store.group["static_features"].shape[1]) < 2:
         raise StoreError(f"{store.location} lacks static clips (need >= 2 per video for L_B)")
     for split in (config.train_split, config.val_split):
-        if len(store.rows(split)) == 0:
-            raise StoreError(f"{store.location} has no usable videos in split '{split}'")
+        if len(usable_rows(store, split)) == 0:
+            raise StoreError(
+                f"{store.location} has no usable videos in split '{split}' (decoded, with an "
+                "action label, not an image): train on the action data set's store"
+            )
     if output.exists() and not output.is_dir():
         raise AdapterError(f"{output} exists and is not a directory")
     if _occupied(output) and not config.overwrite:

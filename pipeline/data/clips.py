@@ -239,6 +239,45 @@ def sample_video(
     )
 
 
+def sample_image(
+    image: np.ndarray | torch.Tensor,
+    sampling: ClipSampling,
+    *,
+    video_key: str,
+    augmented: bool,
+) -> VideoClips:
+    """Turn a still image (uint8 [1, H, W, 3]) into static clips only, as the paper does.
+
+    ``augmented`` (training images): ``sampling.static_clips`` independently drawn random
+    resized crops + flips of the image (seeded by ``(sampling.seed, video_key)`` like a video's
+    static clips), each repeated T times. Otherwise (evaluation images): ONE clip of the centre
+    crop, the deterministic view a test image is scored on; the caller stores its embedding in
+    every static slot. No normal clips and no windows: an image has no motion.
+    """
+    x = torch.as_tensor(image)
+    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[0] != 1 or x.shape[-1] != 3:
+        raise ValueError(f"expected one uint8 image [1, H, W, 3], got {x.dtype} {tuple(x.shape)}")
+    s = sampling
+    if s.static_clips < 1:
+        raise ConfigError("images become static clips only: sampling.static_clips must be >= 1")
+    shape = (s.frames_per_clip, 3, s.size, s.size)
+    if augmented:
+        frames = _static_frames(x.expand(s.static_clips, *x.shape[1:]), s, video_key)
+    else:
+        frames = _normalise(_resize_square(x, s.size), s)
+    empty = torch.empty((0, *shape), dtype=torch.float32)
+    none = np.zeros(0, dtype=np.int64)
+    return VideoClips(
+        clips=empty,
+        clip_starts=none,
+        static=frames[:, None].expand(len(frames), *shape),
+        static_frames=np.zeros(len(frames), dtype=np.int64),
+        windows=empty,
+        window_starts=none,
+        num_frames=1,
+    )
+
+
 def frames_used(
     num_frames: int, sampling: ClipSampling, *, video_key: str, with_windows: bool
 ) -> np.ndarray:

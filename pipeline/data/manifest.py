@@ -117,6 +117,9 @@ SPLITS: tuple[str, ...] = (
     "anomaly_train",
     "anomaly_test",
 )
+PRESENCE_VALUES: tuple[str, str] = ("no", "yes")
+"""Values of a presence attribute (VISPR-style multi-label privacy: is a face / nudity / ...
+visible?). Attackers score only its "yes" column, as the paper's cMAP does."""
 KINDS: tuple[str, ...] = ("trimmed", "untrimmed", "anomaly", "image")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
 """File name endings (compared lower-cased) of an ``image`` row's path."""

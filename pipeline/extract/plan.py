@@ -14,9 +14,37 @@ from pipeline.data.manifest import Manifest
 from pipeline.errors import ConfigError, VideoError
 from pipeline.extract.config import DEFAULT_EXCLUDED_SPLITS, ExtractConfig
 from pipeline.store.layout import StoreLayout, plan_layout
-from store_schema import SCHEMA_VERSION
+from store_schema import IMAGE_KIND, SCHEMA_VERSION
 
 WINDOWED_KINDS = ("untrimmed", "anomaly")
+
+
+def augments_images(split: str) -> bool:
+    """Whether the images of `split` get S augmented crops (training splits: train,
+    privacy_train, bias_train, ...) rather than one centre crop (every other split)."""
+    return split.endswith("train")
+
+
+def frame_labelled(manifest: Manifest) -> list[str]:
+    """Attributes with frame-level labels in the manifest (in attribute order): their static
+    clips get per-clip labels (``static_attr_<name>``)."""
+    named = {seg["attribute"] for segs in manifest.attribute_segments() for seg in segs or ()}
+    return [name for name in manifest.attribute_names if name in named]
+
+
+def static_frame_labels(
+    segments: list[dict[str, Any]], frames: np.ndarray, names: list[str]
+) -> dict[str, np.ndarray]:
+    """int16 [S] per attribute: the largest value of the segments covering each static clip's
+    frame (several values coexist when several people are in view), -1 where none does."""
+    labels = {name: np.full(len(frames), -1, dtype=np.int16) for name in names}
+    for seg in segments or ():
+        if seg["attribute"] not in labels:
+            continue
+        inside = (frames >= seg["start"]) & (frames < seg["end"])
+        target = labels[seg["attribute"]]
+        target[inside] = np.maximum(target[inside], seg["value"])
+    return labels
 
 
 def sampling_for(encoder: Any, config: ExtractConfig) -> ClipSampling:
@@ -97,11 +125,18 @@ def plan_extraction(
 
     kinds = column("kind")
     num_frames = np.array(column("num_frames"), dtype=np.int32)
-    if (num_frames > 0).all() and (num_frames < sampling.clip_span).all():
+    images = np.array([k == IMAGE_KIND for k in kinds], dtype=bool)
+    if images.any() and sampling.static_clips < 1:
+        raise ConfigError(
+            f"{int(images.sum())} selected rows are images, which become static clips only: "
+            "static_clips must be at least 1"
+        )
+    videos = num_frames[~images]
+    if len(videos) and (videos > 0).all() and (videos < sampling.clip_span).all():
         raise ConfigError(
             f"every selected video is shorter than one clip: a clip spans {sampling.clip_span} "
             f"frames ({sampling.frames_per_clip} frames, stride {sampling.frame_stride}), the "
-            f"longest video has {int(num_frames.max())}"
+            f"longest video has {int(videos.max())}"
         )
     starts = [_windows(int(n), k, sampling) for n, k in zip(num_frames, kinds, strict=True)]
     layout = plan_layout(

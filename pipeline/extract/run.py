@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.clips import ClipSampling, frames_used, sample_video
-from pipeline.data.decode import decode_video
+from pipeline.data.clips import ClipSampling, frames_used, sample_image, sample_video
+from pipeline.data.decode import decode_image, decode_video
 from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.data.prefetch import run_ahead
 from pipeline.encoders.registry import VideoEncoder, load_encoder
@@ -23,9 +23,12 @@ from pipeline.extract.config import ExtractConfig
 from pipeline.extract.plan import (
     WINDOWED_KINDS,
     ExtractionPlan,
+    augments_images,
+    frame_labelled,
     plan_extraction,
     sampling_for,
     sampling_json,
+    static_frame_labels,
 )
 from pipeline.heap import large_buffers_in_heap
 from pipeline.store.location import StoreLocation
@@ -42,7 +45,7 @@ from pipeline.store.writer import (
     read_attrs,
     shard_committed,
 )
-from store_schema import VIDEO_FAILED, VIDEO_OK
+from store_schema import FRAME_LABEL_PREFIX, IMAGE_KIND, VIDEO_FAILED, VIDEO_OK
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +143,9 @@ def raw_store_meta(
             "splits": list(plan.splits),
         },
     )
+    framed = frame_labelled(manifest)
+    if framed:
+        meta["dataset"]["frame_labels"] = framed
     return meta
 
 
@@ -190,6 +196,8 @@ class ShardEncoder:
         )
         self.paths = manifest.video_paths()
         self.video_ids = manifest.table.column("video_id").to_pylist()
+        self.framed = frame_labelled(manifest)
+        self.attribute_segments = manifest.attribute_segments() if self.framed else []
         self.decode_nice = DECODE_NICE_ON_CPU if encoder.device.type == "cpu" else 0
 
     def _load(self, video: int) -> Any:
@@ -198,6 +206,12 @@ class ShardEncoder:
         expected = int(self.plan.tables["num_frames"][video])
         video_key, with_windows = str(self.video_ids[row]), kind in WINDOWED_KINDS
         try:
+            if kind == IMAGE_KIND:
+                augmented = augments_images(str(self.plan.tables["split"][video]))
+                return sample_image(
+                    decode_image(self.paths[row]), self.sampling,
+                    video_key=video_key, augmented=augmented,
+                )  # fmt: skip
             frames = decode_video(
                 self.paths[row],
                 expected_frames=expected if expected > 0 else None,
@@ -235,6 +249,11 @@ class ShardEncoder:
         static_frame = np.full((n, layout.static_clips), -1, dtype=np.int32)
         status = np.full(n, VIDEO_OK, dtype=np.int8)
         reasons = np.array([""] * n, dtype=object)
+        static_labels = {
+            f"{FRAME_LABEL_PREFIX}{name}": np.full((n, layout.static_clips), -1, np.int16)
+            for name in self.framed
+        }
+        one_view: list[int] = []  # images scored on one centre crop: copied to every static slot
         # Encoder batches are tens of MB: reused from the heap, not page-faulted in each time.
         with large_buffers_in_heap():
             for video, sampled in run_ahead(
@@ -256,15 +275,26 @@ class ShardEncoder:
                     )
                     on_video(False)
                     continue
-                clip_start[i] = sampled.clip_starts
-                static_frame[i] = sampled.static_frames
+                if len(sampled.clip_starts):  # images have none: their row stays NaN / -1
+                    clip_start[i] = sampled.clip_starts
+                static_frame[i] = sampled.static_frames if len(sampled.static_frames) else -1
+                if self.framed:
+                    segments = self.attribute_segments[int(self.plan.rows[video])]
+                    labels = static_frame_labels(segments, static_frame[i], self.framed)
+                    for name, values in labels.items():
+                        static_labels[f"{FRAME_LABEL_PREFIX}{name}"][i] = values
                 self.batcher.add(sampled.clips, clip_features[i])
-                self.batcher.add(sampled.static, static_features[i])
+                views = len(sampled.static)
+                self.batcher.add(sampled.static, static_features[i, :views])
+                if 0 < views < layout.static_clips:
+                    one_view.append(i)
                 offset = int(layout.window_offset[video]) - windows.start
                 rows = slice(offset, offset + expected_windows)
                 self.batcher.add(sampled.windows, window_features[rows])
                 on_video(True)
             self.batcher.flush()
+        for i in one_view:
+            static_features[i, 1:] = static_features[i, :1]
         return ShardResult(
             shard=shard,
             clip_features=clip_features,
@@ -274,6 +304,7 @@ class ShardEncoder:
             window_features=window_features,
             status=status,
             failure_reason=reasons,
+            static_labels=static_labels,
         )
 
 

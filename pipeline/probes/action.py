@@ -55,7 +55,8 @@ def _better(score: float, best: float) -> bool:
 
 
 def labelled(videos: VideoSet) -> VideoSet:
-    return videos.subset(np.flatnonzero(videos.action >= 0))
+    """The videos an action head can use: with an action label and normal clips (not images)."""
+    return videos.subset(np.flatnonzero((videos.action >= 0) & videos.has_clips))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.data.manifest import PRESENCE_VALUES
 from pipeline.probes.action import holdout
 from pipeline.probes.features import DatasetSpec, VideoSet
 from pipeline.probes.metrics import column_average_precision
@@ -20,6 +21,9 @@ from pipeline.probes.train import Standardizer, seeded, split_rng
 ATTACKER_KINDS = ("mlp", "linear")
 ATTACK_SOURCES = ("static", "clip")
 """Items an attacker sees: every static clip, or every normal (motion) clip, of each video."""
+FRAME_SOURCE = "frame"
+"""Static clips scored against the labels of their frames (frame-level labels, PA-HMDB51's
+protocol); run besides the video-level settings when privacy_test has such labels."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,16 @@ class IndicatorColumns:
 
     @classmethod
     def of(cls, dataset: DatasetSpec, names: list[str] | None = None) -> IndicatorColumns:
+        """Every value of every attribute, except that a presence attribute (values exactly
+        "no", "yes", e.g. VISPR's) has its "yes" column only: multi-label privacy is scored as
+        in the paper, cMAP = mean over attributes of the AP of their presence."""
         names = list(dataset.attributes) if names is None else names
-        cols = [(n, v) for n in names for v in range(len(dataset.attributes[n].values))]
+        cols = [
+            (n, v)
+            for n in names
+            for v in range(len(dataset.attributes[n].values))
+            if not (dataset.attributes[n].values == PRESENCE_VALUES and v == 0)
+        ]
         return cls(tuple(c[0] for c in cols), tuple(c[1] for c in cols))
 
     def __len__(self) -> int:
@@ -57,20 +69,43 @@ class IndicatorColumns:
 
     def encode(self, videos: VideoSet) -> tuple[np.ndarray, np.ndarray]:
         """(targets float32 [V, A], known bool [V, A]); unknown attribute values are masked."""
-        targets = np.zeros((len(videos), len(self)), dtype=np.float32)
-        known = np.zeros((len(videos), len(self)), dtype=bool)
+        return self.encode_labels(videos.attributes, len(videos))
+
+    def encode_labels(
+        self, labels: dict[str, np.ndarray], count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The same for attribute values per item: name -> int [count] (-1 unknown)."""
+        targets = np.zeros((count, len(self)), dtype=np.float32)
+        known = np.zeros((count, len(self)), dtype=bool)
         for j, (name, value) in enumerate(zip(self.attribute, self.value, strict=True)):
-            labels = videos.attributes.get(name, np.full(len(videos), -1))
-            targets[:, j] = labels == value
-            known[:, j] = labels >= 0
+            values = labels.get(name, np.full(count, -1))
+            targets[:, j] = values == value
+            known[:, j] = values >= 0
         return targets, known
+
+    def encode_static_frames(self, videos: VideoSet) -> tuple[np.ndarray, np.ndarray]:
+        """(targets, known) [V * S, A] for every static clip, in attack_items order: the label
+        of the clip's frame for attributes with frame-level labels, the video's otherwise."""
+        v, s = videos.static.shape[:2]
+        labels = {
+            name: videos.static_attributes[name].reshape(v * s)
+            if name in videos.static_attributes
+            else np.repeat(values, s)
+            for name, values in videos.attributes.items()
+        }
+        return self.encode_labels(labels, v * s)
 
 
 def attack_items(videos: VideoSet, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """(features [V*M, D], owning video [V*M]): each static or normal clip is one item."""
+    """(features [N, D], owning video [N]): each static or normal clip is one item (images have
+    no normal clips: none of their items for source "clip")."""
     clips = {"static": videos.static, "clip": videos.clip}[source]
     v, m, d = clips.shape
-    return clips.reshape(v * m, d), np.repeat(np.arange(v), m)
+    owner = np.repeat(np.arange(v), m)
+    if source == "clip":
+        has = np.repeat(videos.has_clips, m)
+        return clips.reshape(v * m, d)[has], owner[has]
+    return clips.reshape(v * m, d), owner
 
 
 def build_attacker(kind: str, dim: int, outputs: int, hidden: int | None = None) -> nn.Module:
@@ -158,7 +193,11 @@ def attack(
     for a constant scorer = positive rate), cmap_person / chance_person (mean over ALL person
     value indicators: the headline), cmap_context / chance_context (scene etc.), val_map, epochs.
     Indicators without a positive in privacy_test have no AP and are left out of every mean.
+    ``source`` "frame": the attacker is trained as for "static" and scored on every static clip
+    of privacy_test against the label of its own frame (IndicatorColumns.encode_static_frames).
     """
+    frame_level = source == FRAME_SOURCE
+    source = "static" if frame_level else source
     columns = IndicatorColumns.of(dataset)
     fit_idx, val_idx = holdout(len(train), config.val_fraction, split_rng(seed, "attacker"))
     fit, val = train.subset(fit_idx), train.subset(val_idx)
@@ -182,6 +221,8 @@ def attack(
     )
     scores = _scores(model, torch.as_tensor(scaler(x_test)))
     labels, known = y_test[owner_test], k_test[owner_test]
+    if frame_level:
+        labels, known = columns.encode_static_frames(test)
     ap = column_average_precision(scores, labels, known)
     chance = column_average_precision(np.zeros_like(scores), labels, known)
     return {

@@ -2,7 +2,8 @@
 
 Both are fitted on privacy_train with the PERSON attribute labels (one-hot of every person
 attribute's values) and then applied to every split's clip, static and window features. A
-baseline is a FeatureTransform: raw ProbeFeatures in, transformed ProbeFeatures out.
+baseline is a FeatureTransform: raw ProbeFeatures in, transformed ProbeFeatures out. FittedLeace /
+FittedInlp hold a fitted eraser / projection, to fit on one store and apply to others.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,10 +50,11 @@ def fit_items(
     targets, ok = person_targets(features, videos)
     xs, zs = [], []
     for part in parts:
-        clips = {"static": videos.static, "clip": videos.clip}[part][ok]
+        rows = ok & videos.has_clips if part == "clip" else ok  # images have no normal clips
+        clips = {"static": videos.static, "clip": videos.clip}[part][rows]
         v, m, d = clips.shape
         xs.append(clips.reshape(v * m, d))
-        zs.append(np.repeat(targets[ok], m, axis=0))
+        zs.append(np.repeat(targets[rows], m, axis=0))
     return np.concatenate(xs), np.concatenate(zs)
 
 
@@ -73,17 +76,40 @@ def fit_leace(features: ProbeFeatures, config: LeaceConfig = LeaceConfig()) -> L
     return fitter.eraser
 
 
+@dataclass(frozen=True, eq=False)
+class FittedLeace:
+    """A fitted LEACE eraser as a FeatureTransform: applies to any store of the same encoder
+    (fitted once on one store's privacy_train, applied to others); a plain value, so it can be
+    sent to evaluate's worker processes."""
+
+    eraser: LeaceEraser
+    parts: tuple[str, ...] = LeaceConfig.parts
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """Added to the result's source (e.g. fit_store: the store it was fitted on)."""
+
+    @classmethod
+    def fit(
+        cls, features: ProbeFeatures, config: LeaceConfig = LeaceConfig(), **provenance: Any
+    ) -> FittedLeace:
+        return cls(fit_leace(features, config), tuple(config.parts), dict(provenance))
+
+    def __call__(self, raw: ProbeFeatures) -> ProbeFeatures:
+        def erase(x: np.ndarray, part: str) -> np.ndarray:
+            with torch.no_grad():
+                return self.eraser(torch.as_tensor(x, dtype=torch.float64)).numpy()
+
+        return raw.map_features(
+            erase,
+            transform="leace",
+            fit_split=FIT_SPLIT,
+            fit_parts=list(self.parts),
+            **self.provenance,
+        )
+
+
 def leace_method(raw: ProbeFeatures, config: LeaceConfig = LeaceConfig()) -> ProbeFeatures:
     """LEACE fitted on privacy_train person labels, applied to every feature of every split."""
-    eraser = fit_leace(raw, config)
-
-    def erase(x: np.ndarray, part: str) -> np.ndarray:
-        with torch.no_grad():
-            return eraser(torch.as_tensor(x, dtype=torch.float64)).numpy()
-
-    return raw.map_features(
-        erase, transform="leace", fit_split=FIT_SPLIT, fit_parts=list(config.parts)
-    )
+    return FittedLeace.fit(raw, config)(raw)
 
 
 @dataclass(frozen=True)
@@ -141,16 +167,49 @@ def fit_inlp(features: ProbeFeatures, config: InlpConfig = InlpConfig()) -> np.n
     return projection
 
 
+@dataclass(frozen=True, eq=False)
+class FittedInlp:
+    """A fitted INLP projection [D, D] as a FeatureTransform (see FittedLeace)."""
+
+    projection: np.ndarray
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls, features: ProbeFeatures, config: InlpConfig = InlpConfig(), **provenance: Any
+    ) -> FittedInlp:
+        return cls(fit_inlp(features, config), dict(provenance))
+
+    def __call__(self, raw: ProbeFeatures) -> ProbeFeatures:
+        projection = self.projection
+
+        def project(x: np.ndarray, part: str) -> np.ndarray:
+            return x.astype(np.float64) @ projection
+
+        removed = round(projection.shape[0] - float(np.trace(projection)))
+        return raw.map_features(
+            project, transform="inlp", fit_split=FIT_SPLIT, removed_rank=removed, **self.provenance
+        )
+
+
 def inlp_method(raw: ProbeFeatures, config: InlpConfig = InlpConfig()) -> ProbeFeatures:
     """INLP fitted on privacy_train person labels, applied to every feature of every split."""
-    projection = fit_inlp(raw, config)
-
-    def project(x: np.ndarray, part: str) -> np.ndarray:
-        return x.astype(np.float64) @ projection
-
-    removed = round(projection.shape[0] - float(np.trace(projection)))
-    return raw.map_features(project, transform="inlp", fit_split=FIT_SPLIT, removed_rank=removed)
+    return FittedInlp.fit(raw, config)(raw)
 
 
 BASELINES: dict[str, FeatureTransform] = {"leace": leace_method, "inlp": inlp_method}
 """Baselines by name, for `--baselines leace,inlp`."""
+
+FITTERS: dict[str, Callable[..., FeatureTransform]] = {
+    "leace": FittedLeace.fit,
+    "inlp": FittedInlp.fit,
+}
+"""Baselines by name as fit(features, **provenance) -> transform, to fit once on one store and
+apply to others (evaluate --protocol); the same names as BASELINES."""
+
+
+def fit_baseline(name: str, features: ProbeFeatures, **provenance: Any) -> FeatureTransform:
+    """Baseline ``name`` fitted on ``features``' privacy_train person labels (default config)."""
+    if name not in FITTERS:
+        raise ConfigError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
+    return FITTERS[name](features, **provenance)

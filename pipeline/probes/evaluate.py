@@ -18,9 +18,15 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ConfigError
-from pipeline.probes.action import LinearProbeConfig, action_probe
+from pipeline.probes.action import LinearProbeConfig, action_probe, labelled
 from pipeline.probes.anomaly import AnomalyConfig, anomaly_probe
-from pipeline.probes.attacker import ATTACK_SOURCES, ATTACKER_KINDS, AttackerConfig, attack
+from pipeline.probes.attacker import (
+    ATTACK_SOURCES,
+    ATTACKER_KINDS,
+    FRAME_SOURCE,
+    AttackerConfig,
+    attack,
+)
 from pipeline.probes.bias import bias_probe
 from pipeline.probes.detection import DetectorConfig, tad_probe
 from pipeline.probes.features import ProbeFeatures, load_features
@@ -140,8 +146,12 @@ def _units(features: ProbeFeatures, config: EvalConfig) -> list[_Unit]:
         absent = [s for s in names if not features.has(s)]
         return f"no videos in split(s) {', '.join(absent)}" if absent else None
 
+    def unlabelled(*names: str) -> str | None:
+        bare = [s for s in names if not len(labelled(splits[s]))]
+        return f"no labelled videos with normal clips in {', '.join(bare)}" if bare else None
+
     if "action" in config.probes:
-        why = missing("train", "test")
+        why = missing("train", "test") or unlabelled("train", "test")
         run = partial(_action, features, n_actions, config)
         units.append(_Unit("action", run, why))
     if "privacy" in config.probes:
@@ -157,8 +167,19 @@ def _units(features: ProbeFeatures, config: EvalConfig) -> list[_Unit]:
                     and not splits["privacy_train"].static.size
                 ):
                     reason = "the store has no static clips"
+                if reason is None and source == "clip":
+                    bare = [
+                        s
+                        for s in ("privacy_train", "privacy_test")
+                        if not splits[s].has_clips.any()
+                    ]
+                    if bare:
+                        reason = f"no normal clips in {', '.join(bare)} (images have none)"
                 run = partial(_attack, features, kind, source, config)
                 units.append(_Unit(f"privacy_{kind}_{source}", run, reason))
+            if why is None and splits["privacy_test"].static_attributes:
+                run = partial(_attack, features, kind, FRAME_SOURCE, config)
+                units.append(_Unit(f"privacy_{kind}_{FRAME_SOURCE}", run))
     if "tad" in config.probes:
         why = missing("tad_train", "tad_test")
         if why is None and not (
@@ -176,7 +197,7 @@ def _units(features: ProbeFeatures, config: EvalConfig) -> list[_Unit]:
         run = partial(_anomaly, features, config)
         units.append(_Unit("anomaly", run, why))
     if "bias" in config.probes:
-        why = missing("bias_train", "bias_test")
+        why = missing("bias_train", "bias_test") or unlabelled("bias_train", "bias_test")
         if why is None and config.bias_attribute not in ds.attributes:
             why = f"the dataset has no attribute {config.bias_attribute!r}"
         run = partial(_bias, features, n_actions, config)
@@ -373,10 +394,10 @@ def evaluate(
         raise ConfigError(f"method {raw_method!r} must be a store, not a transform")
     out = Path(output_dir)
     order = [raw_method, *[m for m in stores if m != raw_method]]
-    units_per_method = _count_units(config)
+    raw = _resolve(raw_method, stores[raw_method], None)
+    units_per_method = _count_units(config, raw)
     total = units_per_method * len(order)
     done = 0
-    raw = _resolve(raw_method, stores[raw_method], None)
     if raw.source.get("kind") == "sanitized":
         log.warning(
             "the reference method %r is a sanitized store: leakage is relative to it", raw_method
@@ -497,7 +518,11 @@ def _sendable(value: Any) -> bool:
     return "<lambda>" not in qualname and "<locals>" not in qualname
 
 
-def _count_units(config: EvalConfig) -> int:
+def _count_units(config: EvalConfig, features: ProbeFeatures | None = None) -> int:
+    """Probe runs per method: exact given the features (frame-level settings depend on the
+    store), else the settings every store has."""
+    if features is not None:
+        return len(_units(features, config)) * len(config.seeds)
     per_seed = 0
     for probe in config.probes:
         per_seed += len(config.attackers) * len(config.attack_sources) if probe == "privacy" else 1

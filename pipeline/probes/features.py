@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline.errors import StoreError
 from pipeline.store.reader import FeatureStore, open_store
+from store_schema import FRAME_LABEL_PREFIX, IMAGE_KIND
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class DatasetSpec:
     actions: tuple[str, ...]
     attributes: dict[str, AttributeSpec]
     anomaly_types: tuple[str, ...] = ()
+    frame_labels: tuple[str, ...] = ()
+    """Attributes whose static clips carry frame-level labels (e.g. PA-HMDB51)."""
 
     @property
     def person_attributes(self) -> list[str]:
@@ -62,6 +65,7 @@ class DatasetSpec:
             actions=tuple(str(a) for a in dataset.get("actions") or ()),
             attributes=attributes,
             anomaly_types=tuple(str(a) for a in dataset.get("anomaly_types") or ()),
+            frame_labels=tuple(str(a) for a in dataset.get("frame_labels") or ()),
         )
 
 
@@ -102,6 +106,9 @@ class VideoSet:
     segment_start: np.ndarray = field(default_factory=lambda: _empty((0,)))
     segment_end: np.ndarray = field(default_factory=lambda: _empty((0,)))
     segment_label: np.ndarray = field(default_factory=lambda: _empty((0,)))
+    static_attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    """name -> int [V, S]: the attribute's value at each static clip's frame (-1 unlabelled),
+    for attributes with frame-level labels (DatasetSpec.frame_labels) only."""
 
     def __post_init__(self) -> None:
         v = len(self.video_id)
@@ -123,6 +130,18 @@ class VideoSet:
     @property
     def num_windows(self) -> int:
         return len(self.window_video)
+
+    @property
+    def has_clips(self) -> np.ndarray:
+        """bool [V]: videos with normal clips (image rows have static clips only, NaN clips)."""
+        if self.clip.shape[1] == 0:
+            return np.zeros(len(self), dtype=bool)
+        return np.isfinite(self.clip).all(axis=(1, 2))
+
+    def with_clips(self) -> VideoSet:
+        """The videos that have normal clips (all of them unless the split holds images)."""
+        keep = self.has_clips
+        return self if keep.all() else self.subset(np.flatnonzero(keep))
 
     def replace(self, **changes: Any) -> VideoSet:
         return dataclasses.replace(self, **changes)
@@ -150,6 +169,7 @@ class VideoSet:
             segment_start=self.segment_start[seg],
             segment_end=self.segment_end[seg],
             segment_label=self.segment_label[seg],
+            static_attributes={k: a[videos] for k, a in self.static_attributes.items()},
         )
 
     def video_windows(self, video: int) -> np.ndarray:
@@ -299,13 +319,23 @@ def _load_split(store: FeatureStore, split: str) -> VideoSet:
         segment_end=np.asarray(store.group["segment_end"][:], dtype=np.int64)[seg],
         segment_label=np.asarray(store.group["segment_label"][:], dtype=np.int64)[seg],
     )
-    return _drop_non_finite(result, split)
+    framed = (store.meta.get("dataset") or {}).get("frame_labels") or ()
+    result = result.replace(
+        static_attributes={
+            name: store.read_rows(f"{FRAME_LABEL_PREFIX}{name}", rows).astype(np.int64)
+            for name in framed
+        }
+    )
+    images = np.asarray(videos["kind"][rows]) == IMAGE_KIND
+    return _drop_non_finite(result, split, images)
 
 
-def _drop_non_finite(videos: VideoSet, split: str) -> VideoSet:
+def _drop_non_finite(videos: VideoSet, split: str, images: np.ndarray) -> VideoSet:
     """Drop videos with NaN/inf features: an ok status with NaN features is a broken store, but
-    one bad video must not turn every probe's number into NaN."""
-    bad = ~np.isfinite(videos.clip).all(axis=(1, 2)) | ~np.isfinite(videos.static).all(axis=(1, 2))
+    one bad video must not turn every probe's number into NaN. Images keep their NaN normal
+    clips (they have none; probes that need clips skip them)."""
+    bad = ~(np.isfinite(videos.clip).all(axis=(1, 2)) | images)
+    bad |= ~np.isfinite(videos.static).all(axis=(1, 2))
     if videos.num_windows:
         bad_win = ~np.isfinite(videos.window_features).all(axis=1)
         bad[np.unique(videos.window_video[bad_win])] = True

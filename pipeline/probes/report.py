@@ -30,6 +30,8 @@ PRIVACY_SETTINGS = (
     ("privacy_mlp_clip", "MLP", "normal clips"),
     ("privacy_linear_static", "linear", "static clips"),
     ("privacy_linear_clip", "linear", "normal clips"),
+    ("privacy_mlp_frame", "MLP", "static clips, frame labels"),
+    ("privacy_linear_frame", "linear", "static clips, frame labels"),
 )
 
 DASH = "–"
@@ -342,3 +344,96 @@ def write_report(data: dict[str, Any], output_dir: Path) -> EvalReport:
     (output_dir / REPORT_MD).write_text(report_markdown(data))
     plot_privacy_utility(data, output_dir / PLOT_PNG)
     return EvalReport(data, output_dir)
+
+
+PROTOCOL_COLUMNS: dict[str, tuple[str, str, float, str]] = {
+    "action": ("action top-1 (%)", "action_top1", 100.0, ""),
+    "detection": ("detection mAP (%)", "tad_map", 100.0, ""),
+    "anomaly": ("anomaly AUC (%)", "anomaly_auc", 100.0, ""),
+    "privacy": ("privacy cMAP (%)", "privacy_cmap_mlp", 100.0, "MLP attacker, static clips"),
+    "bias": ("gender gap (points)", "gender_gap", 100.0, ""),
+}
+"""Protocol -> (column, summary key, scale, setting): the paper's Table 1 layout, in order."""
+
+
+def _protocol_cell(data: Mapping[str, Any], protocol: str, method: str) -> str:
+    _, key, scale, _ = PROTOCOL_COLUMNS[protocol]
+    methods = data["protocols"][protocol]["methods"]
+    if method not in methods:
+        return DASH  # a method given by stores for other protocols only
+    entry = methods[method].get(key)
+    cell = fmt(entry, scale)
+    raw = data["raw_method"]
+    if protocol == "privacy" and method != raw:
+        cell += _relative(entry, methods.get(raw, {}).get(key))
+    return cell
+
+
+def _protocol_header(data: Mapping[str, Any], protocol: str) -> str:
+    title, _, scale, setting = PROTOCOL_COLUMNS[protocol]
+    if protocol != "privacy":
+        return title
+    chance = data["protocols"][protocol]["methods"].get(data["raw_method"], {})
+    mean = (chance.get("privacy_chance") or {}).get("mean")
+    extra = f"; chance {mean * scale:.1f}" if mean is not None else ""
+    return f"{title[:-1]}, {setting}{extra})"
+
+
+def protocol_table(data: Mapping[str, Any]) -> str:
+    """Table 1 of a protocol report: one row per method, one column per protocol with a store
+    (mean ± CI half-width over seeds; privacy also with its change relative to raw)."""
+    protocols = [p for p in PROTOCOL_COLUMNS if p in data["protocols"]]
+    header = ["method", *[_protocol_header(data, p) for p in protocols]]
+    rows = [
+        [method, *[_protocol_cell(data, p, method) for p in protocols]]
+        for method in data["methods_order"]
+    ]
+    return _table(header, rows)
+
+
+def protocol_markdown(data: Mapping[str, Any]) -> str:
+    """The whole report.md of a protocol report (evaluate --protocol)."""
+    seeds = data["config"]["seeds"]
+    conf = round(data["config"]["confidence"] * 100)
+    encoder = data["encoder"]
+    sha = encoder.get("weights_sha256")
+    parts = [
+        "# anon-store evaluation over several stores",
+        "",
+        f"Created {data['created_at']} from {data['protocol']['path']}. Numbers are percent "
+        f"(the gender gap: points), mean ± {conf}% CI (t-distribution) over {len(seeds)} probe "
+        f"seed(s) {list(seeds)}, the same for every method. Each protocol is measured on its own "
+        "raw store; privacy cMAP is the MLP attacker's mean AP over person attributes on the "
+        "static clips of privacy_test (lower is better; in parentheses: its change from raw), "
+        "the gender gap: lower is better; everything else: higher is better. "
+        f"{DASH}: not measured.",
+        "",
+        protocol_table(data),
+        "",
+        f"Encoder: {encoder.get('name', DASH)} (weights {str(sha)[:12] if sha else DASH}, "
+        f"hidden size {encoder.get('hidden_size', DASH)}), shared by every store.",
+        "",
+        "## Protocols",
+        "",
+    ]
+    for protocol, entry in data["protocols"].items():
+        parts.append(
+            f"- {protocol} (probe {entry['probe']}): {entry['store']}; full report "
+            f"[{entry['report_markdown']}]({entry['report_markdown']})"
+        )
+    parts += ["", "## Methods", ""]
+    methods = data["protocol"]["methods"]
+    for name in data["methods_order"]:
+        parts.append(f"- {name}: {_method_line(methods.get(name))}")
+    return "\n".join(parts) + "\n"
+
+
+def _method_line(method: Mapping[str, Any] | None) -> str:
+    if method is None:
+        return "each protocol's raw store (the reference)"
+    if method["kind"] == "adapter":
+        return f"adapter {method['adapter']}, applied in memory"
+    if method["kind"] == "baseline":
+        return f"{method['baseline']} fitted once on the {method['fit_on']} store's privacy_train"
+    stores = ", ".join(f"{p}: {s}" for p, s in method["stores"].items())
+    return f"stores ({stores})"

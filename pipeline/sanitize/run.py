@@ -249,11 +249,11 @@ def sanitize(
             )
             if state == "grow":
                 group = grow_output(location, source)
-                families = plan_families(group, source.attribute_names)
+                families = plan_families(group, source.meta.get("dataset") or {})
                 mark_existing(group, families, recorded_sizes(previous))
             else:
                 group = _prepare_output(location, state, source, loaded, config, layout, fp)
-                families = plan_families(group, source.attribute_names)
+                families = plan_families(group, source.meta.get("dataset") or {})
             total = marker_count(families)
             done = read_markers(group, total)
             log.info(  # store names only: logs carry no path of this machine

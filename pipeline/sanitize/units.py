@@ -15,7 +15,7 @@ chunks whose markers are set; the marker array is deleted before the store is ma
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,10 +53,11 @@ class Family:
         return -(-self.rows // self.chunk_rows) if self.rows else 0
 
 
-def plan_families(group: zarr.Group, attribute_names: Sequence[str]) -> list[Family]:
-    """The families of the output store `group` (created, empty), with their marker offsets."""
+def plan_families(group: zarr.Group, dataset: Mapping[str, Any]) -> list[Family]:
+    """The families of the output store `group` (created, empty), with their marker offsets;
+    ``dataset`` is the stores' dataset metadata (attributes, frame-labelled attributes)."""
     by_dim: dict[str, list[str]] = {"video": [], "window": [], "segment": []}
-    for spec in table_specs(list(attribute_names)):
+    for spec in table_specs(dataset):
         by_dim[spec.dims[0]].append(spec.name)
     candidates = [
         ("clip_features", ("clip_features",), True),

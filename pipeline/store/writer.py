@@ -8,7 +8,7 @@ import logging
 import uuid
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from store_schema import (
     ArraySpec,
     attribute_spec,
     decode_meta,
+    frame_label_specs,
     label_flags,
 )
 
@@ -124,11 +125,12 @@ def _chunks_for(spec: ArraySpec, layout: StoreLayout, sizes: dict[str, int]) -> 
     return tuple(chunk_of.get(dim, sizes[dim]) for dim in spec.dims)
 
 
-def table_specs(attribute_names: list[str]) -> list[ArraySpec]:
-    """Every non-feature array: the videos table with its attributes, indices and segments."""
-    specs = list(VIDEO_TABLE) + [attribute_spec(name) for name in attribute_names]
-    specs += [spec for spec in FEATURE_ARRAYS if not spec.features] + list(SEGMENT_TABLE)
-    return specs
+def table_specs(dataset: Mapping[str, Any]) -> list[ArraySpec]:
+    """Every non-feature array of a store with metadata ``dataset``: the videos table with its
+    attributes, clip indices, frame-level labels of static clips, windows and segments."""
+    specs = list(VIDEO_TABLE) + attribute_specs(dataset)
+    specs += [spec for spec in FEATURE_ARRAYS if not spec.features] + frame_label_specs(dataset)
+    return specs + list(SEGMENT_TABLE)
 
 
 def array_attributes(spec: ArraySpec, dataset: Mapping[str, Any]) -> dict[str, Any]:
@@ -213,11 +215,8 @@ def create_store(
     group = location.open_group("w")
     layout_json = {**layout.to_json(), "num_segments": sizes["segment"]}
     write_attrs(group, {**meta, "status": "creating", "layout": layout_json})
-    attribute_names = list(dataset.get("attributes") or {})
-    specs = [spec for spec in FEATURE_ARRAYS if spec.features] + table_specs(attribute_names)
-    by_name = {spec.name: spec for spec in attribute_specs(dataset)}
+    specs = [spec for spec in FEATURE_ARRAYS if spec.features] + table_specs(dataset)
     for spec in specs:
-        spec = by_name.get(spec.name, spec)
         shape = tuple(sizes[dim] for dim in spec.dims)
         array = new_array(
             group, window_name(spec.name, layout), spec, shape, _chunks_for(spec, layout, sizes),
@@ -268,6 +267,8 @@ class ShardResult:
     """int8 [videos]: ok or failed."""
     failure_reason: np.ndarray
     """str [videos]."""
+    static_labels: dict[str, np.ndarray] = field(default_factory=dict)
+    """Array name (``static_attr_<name>``) -> int16 [videos, static]: frame-level labels."""
 
 
 def commit_shard(group: zarr.Group, layout: StoreLayout, result: ShardResult) -> None:
@@ -282,6 +283,8 @@ def commit_shard(group: zarr.Group, layout: StoreLayout, result: ShardResult) ->
     if len(windows):
         target = window_name("window_features", layout)
         group[target][windows.start : windows.stop] = result.window_features
+    for name, labels in result.static_labels.items():
+        group[name][videos.start : videos.stop] = labels
     group["failure_reason"][videos.start : videos.stop] = result.failure_reason
     group["status"][videos.start : videos.stop] = result.status
 

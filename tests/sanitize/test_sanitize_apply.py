@@ -68,7 +68,7 @@ def test_output_is_a_complete_sanitized_copy_with_provenance(raw_store, mlp_adap
         a, b = raw.group[name], store.group[name]
         assert (a.shape, a.chunks, a.dtype) == (b.shape, b.chunks, b.dtype), name
         assert a.metadata.dimension_names == b.metadata.dimension_names
-    for spec in table_specs(raw.attribute_names):
+    for spec in table_specs(raw.meta["dataset"]):
         np.testing.assert_array_equal(raw.group[spec.name][:], store.group[spec.name][:])
     # No raw embedding reaches the output: no output row equals its raw row.
     for name in FEATURES:

@@ -46,7 +46,7 @@ BLOCKED_RUN = textwrap.dedent(
 def _same_store(a: Path, b: Path) -> None:
     assert_same_features(a, b)
     left, right = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
-    for spec in table_specs(list(ATTRIBUTES)):
+    for spec in table_specs({"attributes": ATTRIBUTES}):
         np.testing.assert_array_equal(left[spec.name][:], right[spec.name][:], err_msg=spec.name)
 
 

@@ -105,7 +105,7 @@ def test_killed_run_is_refused_then_resumed_to_the_same_result(store_factory, tm
     sanitize(raw.url, adapter, clean)
     assert_same_features(killed, clean)
     a, b = open_store(killed, kind="sanitized"), open_store(clean, kind="sanitized")
-    for spec in table_specs(list(ATTRIBUTES)):
+    for spec in table_specs({"attributes": ATTRIBUTES}):
         np.testing.assert_array_equal(a.group[spec.name][:], b.group[spec.name][:])
     assert MARKERS not in a.group.array_keys()
     assert a.meta["store_id"] == meta["store_id"]  # resumed in place, not recreated

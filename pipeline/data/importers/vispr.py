@@ -22,7 +22,7 @@ from pipeline.data.importers._common import (
     probe_images,
     split_map,
 )
-from pipeline.data.manifest import AttributeInfo, DatasetInfo
+from pipeline.data.manifest import PRESENCE_VALUES, AttributeInfo, DatasetInfo
 from pipeline.errors import ConfigError, ManifestError
 
 PAPER_ATTRIBUTES: tuple[str, ...] = (
@@ -32,7 +32,7 @@ PAPER_ATTRIBUTES: tuple[str, ...] = (
 """The 7 binary attributes of the SPAct / TeD-SPAD / paper privacy protocol."""
 ATTRIBUTE_SETS = ("paper", "all")
 SPLITS = ("train", "val", "test")
-BINARY = ("no", "yes")
+BINARY = PRESENCE_VALUES
 _ATTRIBUTE_ID = re.compile(r"a\d+_\w+")
 _PROTOCOL = {"train": "privacy_train", "val": "val", "test": "privacy_test"}
 _PLAIN = {"train": "train", "val": "val", "test": "test"}
