@@ -107,3 +107,34 @@ def test_privacy_column_is_the_multilabel_cmap_on_static_clips(paper_run: Path) 
     outputs = json.loads((paper_run / "outputs.json").read_text())
     table = json.loads(outputs["evaluate"])["table"]
     assert table["raw"]["privacy"] == pytest.approx(report["summary"]["raw"]["privacy_cmap_mlp"])
+
+
+def test_pa_hmdb51_frames_scored_by_a_vispr_attacker(tmp_path: Path, run_cli) -> None:
+    """The paper's PA-HMDB51 protocol: VISPR images train the attacker, PA-HMDB51's video frames
+    test it against their own labels (a merged manifest, one store; VISPR's train split only, so
+    that privacy_test is PA-HMDB51)."""
+    encoder = save_tiny_videomae(tmp_path / "videomae-tiny")
+    vispr = paper_trees.vispr(tmp_path / "vispr")
+    annotations, videos = paper_trees.pa_hmdb51(tmp_path)
+    steps = [
+        ("manifest", "import", "vispr", "--input", vispr, "--splits", "train",
+         "--output", vispr / "manifest.parquet"),
+        ("manifest", "import", "pa-hmdb51", "--input", annotations, "--videos", videos,
+         "--output", tmp_path / "pa.parquet"),
+        ("manifest", "merge", vispr / "manifest.parquet", tmp_path / "pa.parquet",
+         "--output", tmp_path / "merged.parquet"),
+        ("extract", "--input", tmp_path / "merged.parquet", "--encoder", encoder,
+         "--output", tmp_path / "raw.zarr"),
+        ("evaluate", "--input", tmp_path / "raw.zarr", "--output", tmp_path / "report", "--fast"),
+    ]  # fmt: skip
+    for step in steps:
+        code, _, err = run_cli(*map(str, step))
+        assert code == 0, (step, err)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    probes = report["methods"]["raw"]["probes"]
+    frame, video = probes["privacy_mlp_frame"]["runs"][0], probes["privacy_mlp_static"]["runs"][0]
+    # Every PA video shows a face somewhere (video label 1 for all 4) but in half its frames.
+    assert video["chance_a10_face_partial"] == pytest.approx(1.0)
+    assert frame["chance_a10_face_partial"] == pytest.approx(0.5, abs=0.1)
+    assert 0.0 <= frame["ap_a10_face_partial"] <= 1.0
+    assert "static clips, frame labels" in (tmp_path / "report" / "report.md").read_text()

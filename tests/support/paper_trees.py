@@ -136,3 +136,40 @@ def vispr(root: Path, *, train: int = 16, test: int = 8) -> Path:
             listed.append(f"annotations/{split}2017/{image_id}.json")
         (root / f"{split}2017.txt").write_text("\n".join(listed) + "\n")
     return root
+
+
+def pa_hmdb51(root: Path, *, frames: int = 40) -> tuple[Path, Path]:
+    """PA-HMDB51's annotation folder and HMDB51 .avi files (4 videos of 2 classes): a face (the
+    colour block VISPR's fake images use for a10_face_partial) shows in the first half of each
+    video only, and the JSON says so with inclusive frame ranges (one code given as a list)."""
+    import av
+
+    annotations, videos = root / "PA_HMDB51", root / "hmdb51"
+    folder = annotations / "PrivacyAttributes"
+    folder.mkdir(parents=True)
+    half = frames // 2
+    for action in ("brush_hair", "cartwheel"):
+        entries = {}
+        for i in range(2):
+            name = f"clip{i}_{action}_f_cm_np1_le_med_{i}.avi"
+            path = videos / action / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rng = np.random.default_rng(i)
+            with av.open(str(path), "w") as container:
+                stream = container.add_stream("mpeg4", rate=30)
+                stream.width = stream.height = SIZE
+                stream.pix_fmt = "yuv420p"
+                for t in range(frames):
+                    pixels = rng.integers(60, 110, (SIZE, SIZE, 3)).astype(np.uint8)
+                    if t < half:
+                        pixels[8:16, 4:28] = COLOURS[2].astype(np.uint8)
+                    frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                    container.mux(stream.encode(frame))
+                container.mux(stream.encode())
+            entries[name] = {
+                "face": [[0, half - 1, [1]], [half, frames - 1, 0]],
+                "gender": [[0, frames - 1, 1]],
+                "review": True,
+            }
+        (folder / f"{action}.json").write_text(json.dumps(entries, indent=1))
+    return annotations, videos
