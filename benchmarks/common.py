@@ -22,6 +22,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+def process_tree_cpu() -> float:
+    """CPU seconds of this process and of its live children: extraction's decode processes are
+    kept alive between runs, so the resource module's RUSAGE_CHILDREN (reaped children only)
+    would miss them."""
+    import psutil
+
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = times.user + times.system
+    for child in me.children(recursive=True):
+        try:
+            t = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

@@ -93,3 +93,89 @@ def run(
             "cores"
         ),
     }
+
+
+def _decode_jobs(manifest_path: Path) -> list[Any]:
+    from pipeline.data.manifest import read_manifest
+    from pipeline.extract.decoders import DecodeJob
+    from pipeline.extract.plan import WINDOWED_KINDS
+
+    manifest = read_manifest(manifest_path)
+    kinds = manifest.table.column("kind").to_pylist()
+    frames = manifest.table.column("num_frames").to_pylist()
+    return [
+        DecodeJob(str(path), kind, str(video_id), int(n), kind in WINDOWED_KINDS, False)
+        for path, video_id, kind, n in zip(
+            manifest.video_paths(), manifest.video_ids, kinds, frames, strict=True
+        )
+    ]
+
+
+def _clip_count(prepared: Any) -> int:
+    theta = prepared.static_theta
+    statics = len(prepared.static) if theta is None else len(theta)
+    return len(prepared.clip_rows) + len(prepared.window_rows) + statics
+
+
+def prepare_all(jobs: list[Any], sampling: Any, workers: int) -> int:
+    """Clips prepared (decoded, sampled, uint8) from every job by `workers` decode processes
+    (pipeline.extract.decoders, as extraction runs them), handed back to this process."""
+    from pipeline.extract.decoders import DecodePool
+
+    pool = DecodePool(workers, sampling)
+    return sum(_clip_count(p) for _, p in pool.prepared(enumerate(jobs)))
+
+
+def process_scaling(
+    manifest_path: Path, encoder: Any, repetitions: int, min_seconds: float = 1.0
+) -> dict[str, Any]:
+    """decode_process_scaling: decode + sample clips/s with 2 worker processes over 1 (the
+    processes started beforehand, as extraction keeps them), alternately."""
+    from pipeline.extract import ExtractConfig
+    from pipeline.extract.plan import sampling_for
+
+    sampling = sampling_for(encoder, ExtractConfig())
+    jobs = _decode_jobs(manifest_path)
+    for n in (1, 2):
+        prepare_all(jobs[:4], sampling, n)  # starts the processes, warms the page cache
+    once, _ = timed(lambda: prepare_all(jobs, sampling, 1))
+    jobs = jobs * max(1, math.ceil(min_seconds / max(once, 1e-3)))
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(repetitions):
+        for n in rates:
+            seconds, clips = timed(lambda n=n: prepare_all(jobs, sampling, n))
+            rates[n].append(clips / seconds)
+    per_s = {n: median(r) for n, r in rates.items()}
+    return {
+        "videos_per_pass": len(jobs),
+        "clips_per_s": {str(n): rnd(v, 1) for n, v in per_s.items()},
+        "decode_process_scaling": per_s[2] / per_s[1],
+    }
+
+
+def bytes_per_clip(manifest_path: Path, encoder: Any) -> dict[str, Any]:
+    """Bytes handed to the encoder's device per normal clip (unique uint8 frames and their
+    indices, windows included) and per static clip (one uint8 frame + its crop box), against
+    the float32 clip [T, 3, size, size] every clip cost before."""
+    from pipeline.extract import ExtractConfig
+    from pipeline.extract.decoders import prepare_job
+    from pipeline.extract.plan import sampling_for
+
+    sampling = sampling_for(encoder, ExtractConfig())
+    normal_bytes = normal = static_bytes = statics = 0
+    for job in _decode_jobs(manifest_path):
+        p = prepare_job(job, sampling)
+        if isinstance(p, Exception):
+            continue
+        normal_bytes += p.frames.nbytes + p.clip_rows.nbytes + p.window_rows.nbytes
+        normal += len(p.clip_rows) + len(p.window_rows)
+        theta = p.static_theta
+        static_bytes += p.static.nbytes + (0 if theta is None else theta.nbytes)
+        statics += len(p.static) if theta is None else len(theta)
+    size = sampling.size
+    return {
+        "normal": normal_bytes / max(normal, 1),
+        "static": static_bytes / max(statics, 1),
+        "float32_clip_before": sampling.frames_per_clip * 3 * size * size * 4,
+        "size": size,
+    }

@@ -113,7 +113,7 @@ def extract_features(
     device: Device = "auto",
     precision: ExtractPrecision = "auto",
     batch_size: int = 64,
-    workers: int = 2,
+    workers: int | None = None,
     clips_per_video: int = 5,
     static_clips: int = 10,
     splits: list[str] | None = None,

@@ -96,7 +96,10 @@ def extract(
         str, choice(ExtractPrecision, "precision", "The encoder's arithmetic")
     ] = "auto",
     batch_size: Annotated[int, typer.Option(help="Clips per forward pass")] = 64,
-    workers: Annotated[int, typer.Option(help="Decode threads running ahead")] = 2,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Decode worker processes (default: cores - 2, at least 1; 0: inline)"),
+    ] = None,
     clips_per_video: Annotated[int, typer.Option()] = 5,
     static_clips: Annotated[int, typer.Option()] = 10,
     split: Annotated[list[str] | None, typer.Option(help="Splits to extract (repeat)")] = None,

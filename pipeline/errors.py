@@ -40,6 +40,10 @@ class VideoError(AnonStoreError):
         message = f"{self.path}: {self.reason}"
         super().__init__(f"{message} ({detail})" if detail else message)
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from (path, detail), not from the message: decode worker processes send them.
+        return (type(self), (self.path, self.detail))
+
 
 class CorruptVideoError(VideoError):
     """The container or stream cannot be decoded."""

@@ -54,6 +54,32 @@ def test_extraction_reports_its_cpu_budget(tiny_benchmark, tiny_encoder_dir):
     assert math.isfinite(result["cpu_ceiling"]) and result["cpu_ceiling"] > 0, result
 
 
+def test_extraction_side_benchmarks_run(tmp_path, tiny_benchmark, tiny_encoder_dir):
+    from benchmarks import decoding, extraction
+    from pipeline.encoders.registry import load_encoder
+
+    manifest = tiny_benchmark / "manifest.parquet"
+    encoder = load_encoder(tiny_encoder_dir)
+    scaling = decoding.process_scaling(manifest, encoder, 1, min_seconds=0)
+    assert scaling["decode_process_scaling"] > 0
+    sizes = decoding.bytes_per_clip(manifest, encoder)
+    # uint8 unique frames: a static clip is one frame (+ its crop box), far below a float clip.
+    size = sizes["size"]
+    assert 3 * size * size <= sizes["static"] <= 2 * 3 * size * size + 64
+    assert 0 < sizes["normal"] <= sizes["float32_clip_before"] / 4
+    small = {"image_size": 32, "patch_size": 16, "num_frames": 8, "tubelet_size": 4,
+             "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "intermediate_size": 64}  # fmt: skip
+    work = tmp_path / "work"
+    work.mkdir()
+    copy = tmp_path / "bench"
+    import shutil
+
+    shutil.copytree(tiny_benchmark, copy)
+    result = extraction.run_encoder_224(copy / "manifest.parquet", work, 1, model=small)
+    assert result["extract_vs_encoder_224"] > 0
+
+
 def test_training_benchmark_reencodes_with_the_default_recipe(
     raw_store, tiny_benchmark, tiny_encoder_dir
 ):

@@ -197,19 +197,53 @@ def preprocess(frames: np.ndarray | torch.Tensor, s: ClipSampling | None = None)
     return _normalise(out, s).reshape(*lead, 3, s.size, s.size)
 
 
-def sample_video(
+@dataclass(frozen=True, eq=False)
+class PreparedClips:
+    """What one video hands to the encoder, still in uint8: built where videos are decoded
+    (worker processes), turned into float clips by :func:`materialise` where the encoder runs.
+
+    Unique frames only: a normal clip costs at most T frames of size x size x 3 bytes (windows
+    overlapping it share them) and a static clip ONE frame plus its crop box, instead of T float32
+    frames each - 1.5 MB instead of 9.6 MB per normal clip at 224 px, 0.15 MB per static clip.
+    """
+
+    frames: torch.Tensor
+    """uint8 [U, 3, size, size]: the unique frames of the clips and windows, centre square
+    resized (contiguous)."""
+    clip_rows: torch.Tensor
+    """int64 [K, T]: rows of ``frames`` of each normal clip."""
+    window_rows: torch.Tensor
+    """int64 [W, T]: rows of ``frames`` of each window."""
+    clip_starts: np.ndarray
+    window_starts: np.ndarray
+    static: torch.Tensor
+    """uint8 [S' , 3, h, w]: the static frames with their short side resized to at most size
+    (S' = 1 when one image gives every crop); with ``static_theta`` None, the finished
+    size x size view."""
+    static_theta: torch.Tensor | None
+    """float32 [S, 2, 3]: each static clip's crop + flip as an affine grid; None: as it is."""
+    static_frames: np.ndarray
+    num_frames: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes that travel to the encoder's device for this video."""
+        tensors = (self.frames, self.clip_rows, self.window_rows, self.static)
+        extra = 0 if self.static_theta is None else self.static_theta.nbytes
+        return sum(t.nbytes for t in tensors) + extra
+
+
+def prepare_video(
     frames: np.ndarray | torch.Tensor,
     sampling: ClipSampling,
     *,
     video_key: str,
     with_windows: bool,
-) -> VideoClips:
-    """Cut a decoded video (uint8 [N, H, W, 3]) into normal clips, static clips and windows.
-
-    Every frame used by a clip or window is preprocessed exactly once; clips and windows are
-    then gathered from those frames. Static clips get a random resized crop and flip drawn
-    from a generator seeded by ``(sampling.seed, video_key)`` through SHA-256, so they are the
-    same in every process and whatever order videos are processed in.
+) -> PreparedClips:
+    """A decoded video (uint8 [N, H, W, 3]) cut into its clips, static clips and windows, in
+    uint8: every frame a clip or window uses is resized once; static crops are drawn from a
+    generator seeded by ``(sampling.seed, video_key)`` through SHA-256, so they are the same in
+    every process and whatever order videos are processed in.
     Raises VideoTooShortError (with ``video_key`` as the path) when N is less than one clip.
     """
     x = torch.as_tensor(frames)
@@ -219,24 +253,100 @@ def sample_video(
     s = sampling
     c_starts, w_starts, c_idx, w_idx = _clip_frame_indices(n, s, video_key, with_windows)
     needed, inverse = np.unique(np.concatenate([c_idx.ravel(), w_idx.ravel()]), return_inverse=True)
-    processed = _normalise(_resize_square(x[torch.from_numpy(needed)], s.size), s)  # [U, 3, S, S]
-    gather = torch.from_numpy(inverse)
-    shape = (s.frames_per_clip, 3, s.size, s.size)
-    clips = processed[gather[: c_idx.size]].reshape(len(c_starts), *shape)
-    windows = processed[gather[c_idx.size :]].reshape(len(w_starts), *shape)
-
+    resized = _resize_square(x[torch.from_numpy(needed)], s.size).contiguous()
+    rows = torch.from_numpy(inverse.astype(np.int64))
     s_idx = static_frame_indices(n, s)
-    static_frames = _static_frames(x[torch.from_numpy(s_idx)], s, video_key)  # [S, 3, size, size]
-    static = static_frames[:, None].expand(len(s_idx), *shape)
-    return VideoClips(
-        clips=clips,
+    static, theta = _static_crops(x[torch.from_numpy(s_idx)], len(s_idx), s, video_key)
+    return PreparedClips(
+        frames=resized,
+        clip_rows=rows[: c_idx.size].reshape(c_idx.shape),
+        window_rows=rows[c_idx.size :].reshape(w_idx.shape),
         clip_starts=c_starts,
-        static=static,
-        static_frames=s_idx,
-        windows=windows,
         window_starts=w_starts,
+        static=static,
+        static_theta=theta,
+        static_frames=s_idx,
         num_frames=n,
     )
+
+
+def prepare_image(
+    image: np.ndarray | torch.Tensor,
+    sampling: ClipSampling,
+    *,
+    video_key: str,
+    augmented: bool,
+) -> PreparedClips:
+    """A still image (uint8 [1, H, W, 3]) as static clips only, as the paper does.
+
+    ``augmented`` (training images): ``sampling.static_clips`` independently drawn random
+    resized crops + flips of the image (seeded by ``(sampling.seed, video_key)`` like a video's
+    static clips). Otherwise (evaluation images): ONE clip of the centre crop, the deterministic
+    view a test image is scored on; the caller stores its embedding in every static slot. No
+    normal clips and no windows: an image has no motion.
+    """
+    x = torch.as_tensor(image)
+    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[0] != 1 or x.shape[-1] != 3:
+        raise ValueError(f"expected one uint8 image [1, H, W, 3], got {x.dtype} {tuple(x.shape)}")
+    s = sampling
+    if s.static_clips < 1:
+        raise ConfigError("images become static clips only: sampling.static_clips must be >= 1")
+    if augmented:
+        static, theta = _static_crops(x, s.static_clips, s, video_key)
+    else:
+        static, theta = _resize_square(x, s.size).contiguous(), None
+    none = np.zeros(0, dtype=np.int64)
+    no_rows = torch.zeros((0, s.frames_per_clip), dtype=torch.int64)
+    return PreparedClips(
+        frames=torch.zeros((0, 3, s.size, s.size), dtype=torch.uint8),
+        clip_rows=no_rows,
+        window_rows=no_rows,
+        clip_starts=none,
+        window_starts=none,
+        static=static,
+        static_theta=theta,
+        static_frames=np.zeros(len(static) if theta is None else len(theta), dtype=np.int64),
+        num_frames=1,
+    )
+
+
+def materialise(
+    prepared: PreparedClips, sampling: ClipSampling, device: torch.device | str | None = None
+) -> VideoClips:
+    """The float32 clips [batch, T, 3, size, size] of a prepared video, built on `device` (the
+    encoder's: normalising, gathering, cropping and repeating static frames run there, on the
+    GPU when there is one). On the CPU the values are those sample_video always produced."""
+    s, p = sampling, prepared
+    shape = (s.frames_per_clip, 3, s.size, s.size)
+    processed = _normalise(p.frames.to(device, non_blocking=True), s)  # [U, 3, S, S]
+    clips = processed[p.clip_rows.to(processed.device).reshape(-1)]
+    windows = processed[p.window_rows.to(processed.device).reshape(-1)]
+    static = _normalise(p.static.to(device, non_blocking=True), s)
+    if p.static_theta is not None:
+        theta = p.static_theta.to(static.device)
+        static = _crop(static, theta, s.size) if len(theta) else static.new_empty((0, *shape[1:]))
+    return VideoClips(
+        clips=clips.reshape(len(p.clip_rows), *shape),
+        clip_starts=p.clip_starts,
+        static=static[:, None].expand(len(static), *shape),
+        static_frames=p.static_frames,
+        windows=windows.reshape(len(p.window_rows), *shape),
+        window_starts=p.window_starts,
+        num_frames=p.num_frames,
+    )
+
+
+def sample_video(
+    frames: np.ndarray | torch.Tensor,
+    sampling: ClipSampling,
+    *,
+    video_key: str,
+    with_windows: bool,
+) -> VideoClips:
+    """Cut a decoded video (uint8 [N, H, W, 3]) into float normal clips, static clips and windows
+    on the CPU: :func:`prepare_video` then :func:`materialise`."""
+    prepared = prepare_video(frames, sampling, video_key=video_key, with_windows=with_windows)
+    return materialise(prepared, sampling)
 
 
 def sample_image(
@@ -246,36 +356,9 @@ def sample_image(
     video_key: str,
     augmented: bool,
 ) -> VideoClips:
-    """Turn a still image (uint8 [1, H, W, 3]) into static clips only, as the paper does.
-
-    ``augmented`` (training images): ``sampling.static_clips`` independently drawn random
-    resized crops + flips of the image (seeded by ``(sampling.seed, video_key)`` like a video's
-    static clips), each repeated T times. Otherwise (evaluation images): ONE clip of the centre
-    crop, the deterministic view a test image is scored on; the caller stores its embedding in
-    every static slot. No normal clips and no windows: an image has no motion.
-    """
-    x = torch.as_tensor(image)
-    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[0] != 1 or x.shape[-1] != 3:
-        raise ValueError(f"expected one uint8 image [1, H, W, 3], got {x.dtype} {tuple(x.shape)}")
-    s = sampling
-    if s.static_clips < 1:
-        raise ConfigError("images become static clips only: sampling.static_clips must be >= 1")
-    shape = (s.frames_per_clip, 3, s.size, s.size)
-    if augmented:
-        frames = _static_frames(x.expand(s.static_clips, *x.shape[1:]), s, video_key)
-    else:
-        frames = _normalise(_resize_square(x, s.size), s)
-    empty = torch.empty((0, *shape), dtype=torch.float32)
-    none = np.zeros(0, dtype=np.int64)
-    return VideoClips(
-        clips=empty,
-        clip_starts=none,
-        static=frames[:, None].expand(len(frames), *shape),
-        static_frames=np.zeros(len(frames), dtype=np.int64),
-        windows=empty,
-        window_starts=none,
-        num_frames=1,
-    )
+    """A still image as float static clips on the CPU: prepare_image, then materialise."""
+    prepared = prepare_image(image, sampling, video_key=video_key, augmented=augmented)
+    return materialise(prepared, sampling)
 
 
 def frames_used(
@@ -345,36 +428,33 @@ def _normalise(x: torch.Tensor, s: ClipSampling) -> torch.Tensor:
     # The input is usually a channels-last view of decoded frames: converting it into a
     # contiguous float buffer in one pass, then scaling in place, is 3x cheaper than float
     # arithmetic on the strided view followed by .contiguous() (same values, bit for bit).
-    out = torch.empty(x.shape, dtype=torch.float32)
+    out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
     out.copy_(x)
-    return out.mul_(scale).sub_(shift.float())
+    return out.mul_(scale.to(x.device)).sub_(shift.float().to(x.device))
 
 
-def _static_frames(x: torch.Tensor, s: ClipSampling, video_key: str) -> torch.Tensor:
-    """uint8 [S, H, W, 3] -> float32 [S, 3, size, size] after a seeded random resized crop + flip.
+def _static_crops(
+    x: torch.Tensor, count: int, s: ClipSampling, video_key: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 frames [F, H, W, 3] (F = count, or 1 frame for every crop) -> (the frames as uint8
+    [F, 3, h, w] with the short side resized to ``size`` when larger, the crop + flip of each of
+    `count` static clips as affine grids float32 [count, 2, 3]).
 
-    The frames are first resized (antialiased, aspect kept) so the short side is ``size``; the
-    crop is then sampled with bilinear ``grid_sample`` at a scale near 1, where no antialiasing
-    is needed, all frames in one call. The crop takes ``static_crop_scale`` of the frame's area
-    with an aspect ratio in [3/4, 4/3] (log-uniform), clipped to the frame, at a uniformly random
-    position, like torchvision's RandomResizedCrop but without its rejection loop.
+    The crop takes ``static_crop_scale`` of the frame's area with an aspect ratio in [3/4, 4/3]
+    (log-uniform), clipped to the frame, at a uniformly random position, like torchvision's
+    RandomResizedCrop but without its rejection loop; it is sampled at a scale near 1, where no
+    antialiasing is needed (:func:`_crop`).
     """
-    n = int(x.shape[0])
     h, w = int(x.shape[1]), int(x.shape[2])
     rng = np.random.default_rng(stable_seed("static", s.seed, video_key))
-    area = rng.uniform(*s.static_crop_scale, size=n)
-    log_r = rng.uniform(math.log(STATIC_ASPECT[0]), math.log(STATIC_ASPECT[1]), size=n)
-    pos = rng.uniform(0.0, 1.0, size=(n, 2))
-    flip = rng.uniform(0.0, 1.0, size=n) < 0.5
-    if n == 0:
-        return torch.empty((0, 3, s.size, s.size), dtype=torch.float32)
-
+    area = rng.uniform(*s.static_crop_scale, size=count)
+    log_r = rng.uniform(math.log(STATIC_ASPECT[0]), math.log(STATIC_ASPECT[1]), size=count)
+    pos = rng.uniform(0.0, 1.0, size=(count, 2))
+    flip = rng.uniform(0.0, 1.0, size=count) < 0.5
     frames = x.permute(0, 3, 1, 2)
-    if min(h, w) > s.size:
+    if min(h, w) > s.size and len(frames):
         scale = s.size / min(h, w)
         frames = _resize(frames, (max(1, round(h * scale)), max(1, round(w * scale))))
-    frames = _normalise(frames, s)
-
     # Crop box as fractions of the frame: width fw, height fh, with fw * fh * w * h = area * w * h
     # and (fw * w) / (fh * h) = r.
     ratio = np.exp(log_r)
@@ -383,12 +463,21 @@ def _static_frames(x: torch.Tensor, s: ClipSampling, video_key: str) -> torch.Te
     cx = (pos[:, 0] * (1 - fw) + fw / 2) * 2 - 1  # centre in [-1, 1] grid coordinates
     cy = (pos[:, 1] * (1 - fh) + fh / 2) * 2 - 1
     sign = np.where(flip & s.static_flip, -1.0, 1.0)
-    theta = np.zeros((n, 2, 3), dtype=np.float32)
+    theta = np.zeros((count, 2, 3), dtype=np.float32)
     theta[:, 0, 0] = fw * sign
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = fh
     theta[:, 1, 2] = cy
-    grid = F.affine_grid(torch.from_numpy(theta), [n, 3, s.size, s.size], align_corners=False)
+    return frames.contiguous(), torch.from_numpy(theta)
+
+
+def _crop(frames: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """Normalised float frames [F, 3, h, w] (F = len(theta), or 1 for all) -> the crops
+    [len(theta), 3, size, size]: bilinear ``grid_sample``, all crops in one call."""
+    n = len(theta)
+    if len(frames) != n:
+        frames = frames.expand(n, *frames.shape[1:]).contiguous()
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
     return F.grid_sample(
         frames, grid, mode="bilinear", padding_mode="border", align_corners=False
     ).contiguous()

@@ -90,10 +90,18 @@ class VideoEncoder:
 
     def encode(self, clips: torch.Tensor) -> torch.Tensor:
         """Embed float32 clips [B, T, 3, H, W] (already normalised) into float32 CPU [B, D]."""
+        # clone() outside inference mode returns an ordinary tensor: callers may feed features into
+        # autograd (adapter training), which refuses inference tensors.
+        return self.embed(clips).cpu().clone()
+
+    def embed(self, clips: torch.Tensor) -> torch.Tensor:
+        """Embed float32 clips [B, T, 3, H, W] (on the CPU or already on the model's device) into
+        float32 [B, D] ON THE MODEL'S DEVICE, without waiting for the GPU to finish: extraction
+        queues the next batch while this one runs and copies the result back asynchronously."""
         self._check(clips)
         if clips.shape[0] == 0:
-            return torch.empty(0, self.hidden_size)
-        if self.device.type == "cuda":
+            return torch.empty(0, self.hidden_size, device=self.device)
+        if self.device.type == "cuda" and clips.device.type != "cuda":
             # Pinned host memory lets the copy overlap with queued GPU work.
             if not clips.is_pinned():
                 clips = clips.contiguous().pin_memory()
@@ -105,9 +113,7 @@ class VideoEncoder:
             torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None),
         ):
             out = self._family.forward(self.model, clips)
-        # clone() outside inference mode returns an ordinary tensor: callers may feed features into
-        # autograd (adapter training), which refuses inference tensors.
-        return out.float().cpu().clone()
+        return out.float()
 
     def _check(self, clips: torch.Tensor) -> None:
         if not isinstance(clips, torch.Tensor) or clips.dtype != torch.float32 or clips.ndim != 5:

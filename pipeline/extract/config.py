@@ -23,8 +23,9 @@ class ExtractConfig:
     """auto (bf16 autocast on CUDA, float32 on CPU) | float32 | bfloat16 | float16."""
     batch_size: int = 64
     """Clips per encoder forward pass (clips of several videos are batched together)."""
-    workers: int = 2
-    """Decode threads running ahead of the encoder (0 = decode inline)."""
+    workers: int | None = None
+    """Decode worker processes running ahead of the encoder (None: cores - 2, at least 1;
+    0: decode inline in the encoder's process)."""
     clips_per_video: int = 5
     """Normal clips per video, evenly spaced (overlapping when the video is short)."""
     static_clips: int = 10
@@ -67,7 +68,8 @@ class ExtractConfig:
             _check_int(name, getattr(self, name), low=1, high=None)
         _check_int("clips_per_video", self.clips_per_video, low=1)
         _check_int("static_clips", self.static_clips, low=0)
-        _check_int("workers", self.workers, low=0, high=MAX_WORKERS)
+        if self.workers is not None:
+            _check_int("workers", self.workers, low=0, high=MAX_WORKERS)
         _check_int("seed", self.seed, low=None, high=None)
         if self.append and self.overwrite:
             raise ConfigError("append and overwrite exclude each other: append keeps the store")

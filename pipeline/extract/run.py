@@ -4,33 +4,28 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.data.clips import ClipSampling, frames_used, sample_image, sample_video
-from pipeline.data.decode import decode_image, decode_video
+from pipeline.data.clips import ClipSampling
 from pipeline.data.manifest import Manifest, read_manifest
-from pipeline.data.prefetch import run_ahead
 from pipeline.encoders.registry import VideoEncoder, load_encoder
 from pipeline.encoders.tiny import resolve_encoder_source
-from pipeline.errors import AnonStoreError, StoreError, VideoError, VideoTooShortError
-from pipeline.extract.batching import ClipBatcher
+from pipeline.errors import AnonStoreError, StoreError
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.plan import (
-    WINDOWED_KINDS,
     ExtractionPlan,
-    augments_images,
     frame_labelled,
     plan_extraction,
     sampling_for,
     sampling_json,
-    static_frame_labels,
 )
-from pipeline.heap import large_buffers_in_heap
+from pipeline.extract.shards import ShardEncoder
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import StoreLock
 from pipeline.store.retry import StoreIOError
@@ -45,7 +40,7 @@ from pipeline.store.writer import (
     read_attrs,
     shard_committed,
 )
-from store_schema import FRAME_LABEL_PREFIX, IMAGE_KIND, VIDEO_FAILED, VIDEO_OK
+from store_schema import VIDEO_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -169,143 +164,20 @@ def open_raw_store(
     return create_store(location, meta, plan.layout, plan.tables, codecs)
 
 
-DECODE_NICE_ON_CPU = 15
-"""Niceness of the decode threads when the encoder runs on the CPU. They then share the cores
-with the encoder's threads; preempting those stalls every thread of its parallel regions, while
-at low priority decoding fills the encoder's gaps: 954 -> 1,025 clips/s, 1.65 -> 1.75 of 2 cores
-busy (`small` benchmark, tiny encoder, 4 alternating runs). Not used with a GPU encoder, where
-decoding is the work the CPU is there for."""
-
-
-class ShardEncoder:
-    """Decodes, samples and encodes the videos of one shard into a ShardResult."""
-
-    def __init__(
-        self,
-        manifest: Manifest,
-        plan: ExtractionPlan,
-        encoder: VideoEncoder,
-        sampling: ClipSampling,
-        config: ExtractConfig,
-    ) -> None:
-        self.plan = plan
-        self.sampling = sampling
-        self.config = config
-        self.batcher = ClipBatcher(
-            encoder.encode, config.batch_size, pin_memory=encoder.device.type == "cuda"
-        )
-        self.paths = manifest.video_paths()
-        self.video_ids = manifest.table.column("video_id").to_pylist()
-        self.framed = frame_labelled(manifest)
-        self.attribute_segments = manifest.attribute_segments() if self.framed else []
-        self.decode_nice = DECODE_NICE_ON_CPU if encoder.device.type == "cpu" else 0
-
-    def _load(self, video: int) -> Any:
-        row = int(self.plan.rows[video])
-        kind = str(self.plan.tables["kind"][video])
-        expected = int(self.plan.tables["num_frames"][video])
-        video_key, with_windows = str(self.video_ids[row]), kind in WINDOWED_KINDS
-        try:
-            if kind == IMAGE_KIND:
-                augmented = augments_images(str(self.plan.tables["split"][video]))
-                return sample_image(
-                    decode_image(self.paths[row]), self.sampling,
-                    video_key=video_key, augmented=augmented,
-                )  # fmt: skip
-            frames = decode_video(
-                self.paths[row],
-                expected_frames=expected if expected > 0 else None,
-                keep=self._frames_used(expected, video_key, with_windows),
-            )
-            if expected > 0:
-                frames = frames[:expected]
-            return sample_video(
-                frames, self.sampling, video_key=video_key, with_windows=with_windows
-            )
-        except VideoError as error:
-            return error
-
-    def _frames_used(self, expected: int, video_key: str, with_windows: bool) -> np.ndarray | None:
-        """The frames sampling will read, when the frame count is known (decoding fewer frames
-        than that fails the video): only those are converted to RGB."""
-        if expected <= 0:
-            return None
-        try:
-            return frames_used(
-                expected, self.sampling, video_key=video_key, with_windows=with_windows
-            )
-        except VideoTooShortError:
-            return None  # decode it all and let sampling report it, as for any video
-
-    def run(self, shard: int, on_video: Callable[[bool], None]) -> ShardResult:
-        layout = self.plan.layout
-        videos = layout.shard_videos(shard)
-        windows = layout.shard_windows(shard)
-        n, dim = len(videos), layout.feature_dim
-        clip_features = np.full((n, layout.clips_per_video, dim), np.nan, dtype=np.float32)
-        static_features = np.full((n, layout.static_clips, dim), np.nan, dtype=np.float32)
-        window_features = np.full((len(windows), dim), np.nan, dtype=np.float32)
-        clip_start = np.full((n, layout.clips_per_video), -1, dtype=np.int32)
-        static_frame = np.full((n, layout.static_clips), -1, dtype=np.int32)
-        status = np.full(n, VIDEO_OK, dtype=np.int8)
-        reasons = np.array([""] * n, dtype=object)
-        static_labels = {
-            f"{FRAME_LABEL_PREFIX}{name}": np.full((n, layout.static_clips), -1, np.int16)
-            for name in self.framed
-        }
-        one_view: list[int] = []  # images scored on one centre crop: copied to every static slot
-        # Encoder batches are tens of MB: reused from the heap, not page-faulted in each time.
-        with large_buffers_in_heap():
-            for video, sampled in run_ahead(
-                self._load, videos, workers=self.config.workers, nice=self.decode_nice
-            ):
-                i = video - videos.start
-                if isinstance(sampled, VideoError):
-                    status[i], reasons[i] = VIDEO_FAILED, f"{sampled.reason}: {sampled.detail}"
-                    log.warning(
-                        "video %s failed: %s", self.video_ids[self.plan.rows[video]], reasons[i]
-                    )
-                    on_video(False)
-                    continue
-                expected_windows = int(layout.window_count[video])
-                if len(sampled.windows) != expected_windows:
-                    status[i] = VIDEO_FAILED
-                    reasons[i] = (
-                        f"truncated: {len(sampled.windows)} windows, {expected_windows} planned"
-                    )
-                    on_video(False)
-                    continue
-                if len(sampled.clip_starts):  # images have none: their row stays NaN / -1
-                    clip_start[i] = sampled.clip_starts
-                static_frame[i] = sampled.static_frames if len(sampled.static_frames) else -1
-                if self.framed:
-                    segments = self.attribute_segments[int(self.plan.rows[video])]
-                    labels = static_frame_labels(segments, static_frame[i], self.framed)
-                    for name, values in labels.items():
-                        static_labels[f"{FRAME_LABEL_PREFIX}{name}"][i] = values
-                self.batcher.add(sampled.clips, clip_features[i])
-                views = len(sampled.static)
-                self.batcher.add(sampled.static, static_features[i, :views])
-                if 0 < views < layout.static_clips:
-                    one_view.append(i)
-                offset = int(layout.window_offset[video]) - windows.start
-                rows = slice(offset, offset + expected_windows)
-                self.batcher.add(sampled.windows, window_features[rows])
-                on_video(True)
-            self.batcher.flush()
-        for i in one_view:
-            static_features[i, 1:] = static_features[i, :1]
-        return ShardResult(
-            shard=shard,
-            clip_features=clip_features,
-            clip_start=clip_start,
-            static_features=static_features,
-            static_frame=static_frame,
-            window_features=window_features,
-            status=status,
-            failure_reason=reasons,
-            static_labels=static_labels,
-        )
+def commit_in_background(
+    results: Iterator[ShardResult], commit: Callable[[ShardResult], None]
+) -> None:
+    """Commit each shard in a background thread while the next one is encoded. One commit in
+    flight (memory stays bounded at two shards) and in shard order; the first failure is raised
+    once the commit running at that moment has ended (nothing is left half written by us)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="commit") as pool:
+        inflight: Future[None] | None = None
+        for result in results:
+            if inflight is not None:
+                inflight.result()
+            inflight = pool.submit(commit, result)
+        if inflight is not None:
+            inflight.result()
 
 
 def extract(
@@ -374,31 +246,28 @@ def fill_store(
         location.name,
         skipped,
     )
-    shard_encoder = ShardEncoder(manifest, plan, model, sampling, config)
     counts = {"done": skipped, "failed": 0}
 
-    def on_video(ok: bool) -> None:
-        counts["done"] += 1
-        counts["failed"] += 0 if ok else 1
-        if progress is not None:
-            progress(
-                ExtractProgress(
-                    counts["done"],
-                    len(plan.rows),
-                    shard_encoder.batcher.clips_encoded,
-                    counts["failed"],
-                )
-            )
-
-    for shard in todo:
-        result = shard_encoder.run(shard, on_video)
+    def commit(result: ShardResult) -> None:
         try:
             commit_shard(group, plan.layout, result)
         except StoreIOError as error:
             raise StoreIOError(
                 f"{error}; {location} is left incomplete: rerun to resume"
             ) from error
-        log.info("committed shard %d/%d", shard + 1, plan.layout.num_shards)
+        log.info("committed shard %d/%d", result.shard + 1, plan.layout.num_shards)
+
+    with ShardEncoder(manifest, plan, model, sampling, config) as shard_encoder:
+
+        def on_video(ok: bool) -> None:
+            counts["done"] += 1
+            counts["failed"] += 0 if ok else 1
+            if progress is not None:
+                done, total = counts["done"], len(plan.rows)
+                clips = shard_encoder.clips_encoded
+                progress(ExtractProgress(done, total, clips, counts["failed"]))
+
+        commit_in_background(shard_encoder.run_shards(todo, on_video), commit)
     status = np.asarray(group["status"][:])
     failed = int((status == VIDEO_FAILED).sum())
     meta = read_attrs(group) or {}
@@ -417,7 +286,7 @@ def fill_store(
         action="created" if state in ("new", "recreate") else "resumed",
         videos=len(plan.rows),
         failed=failed,
-        clips_encoded=shard_encoder.batcher.clips_encoded,
+        clips_encoded=shard_encoder.clips_encoded,
         seconds=time.perf_counter() - started,
         store_id=str(meta.get("store_id")),
     )

@@ -29,12 +29,12 @@ from pipeline.errors import AnonStoreError, StoreError
 from pipeline.extract import ExtractConfig, ExtractResult
 from pipeline.extract.plan import ExtractionPlan, plan_extraction, sampling_for
 from pipeline.extract.run import (
-    ShardEncoder,
     existing_state_of,
     load_encoder_for,
     open_raw_store,
     read_manifest_for,
 )
+from pipeline.extract.shards import ShardEncoder
 from pipeline.store.location import StoreLocation
 from pipeline.store.writer import (
     commit_shard,
@@ -252,14 +252,13 @@ def extract_shard(
     videos = layout.shard_videos(shard)
     shard_encoder = context.shard_encoder
     assert shard_encoder is not None
-    before = shard_encoder.batcher.clips_encoded
     result = shard_encoder.run(shard, on_video or (lambda ok: None))
     commit_shard(group, layout, result)
     return ShardReport(
         shard=shard,
         videos=len(videos),
         failed=int((result.status == VIDEO_FAILED).sum()),
-        clips_encoded=shard_encoder.batcher.clips_encoded - before,
+        clips_encoded=result.clips_encoded,
         seconds=time.perf_counter() - started,
         skipped=False,
     )

@@ -269,6 +269,8 @@ class ShardResult:
     """str [videos]."""
     static_labels: dict[str, np.ndarray] = field(default_factory=dict)
     """Array name (``static_attr_<name>``) -> int16 [videos, static]: frame-level labels."""
+    clips_encoded: int = 0
+    """Clips the encoder embedded for this shard (not written)."""
 
 
 def commit_shard(group: zarr.Group, layout: StoreLayout, result: ShardResult) -> None:

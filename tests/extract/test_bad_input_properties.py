@@ -226,7 +226,7 @@ def test_extract_config_is_valid_or_a_config_error(fields: dict) -> None:
     for name in ("batch_size", "clips_per_video", "frame_stride", "window_stride"):
         value = getattr(config, name)
         assert isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1
-    assert config.static_clips >= 0 and config.workers >= 0
+    assert config.static_clips >= 0 and (config.workers is None or config.workers >= 0)
     assert config.splits is None or all(isinstance(s, str) for s in config.splits)
 
 

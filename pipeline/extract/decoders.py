@@ -1,0 +1,200 @@
+"""Decode worker processes: videos decoded and cut into uint8 clips (PreparedClips) off the
+process that runs the encoder, handed over through shared memory, consumed in job order."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.data.clips import (
+    ClipSampling,
+    PreparedClips,
+    frames_used,
+    prepare_image,
+    prepare_video,
+)
+from pipeline.data.decode import decode_image, decode_video
+from pipeline.data.prefetch import lower_this_thread_priority
+from pipeline.errors import VideoError, VideoTooShortError
+from store_schema import IMAGE_KIND
+
+log = logging.getLogger(__name__)
+
+LOOK_AHEAD_PER_WORKER = 4
+"""Videos in flight per worker: enough that one long video does not starve the encoder while
+the others' results wait their turn, few enough to bound memory (each is a few MB of uint8)."""
+
+
+def default_decode_workers() -> int:
+    """Cores - 2 (the encoder's feeding thread and the commit keep one core each busy on a GPU
+    machine), at least 1."""
+    return max(1, (os.cpu_count() or 1) - 2)
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """One video (or image) to decode and prepare: everything a worker process needs."""
+
+    path: str
+    kind: str
+    video_key: str
+    expected_frames: int
+    """The manifest's frame count (<= 0: unknown); decoding fewer fails the video."""
+    with_windows: bool
+    augmented: bool
+    """Images only: augmented crops (training splits) rather than the one centre crop."""
+
+
+def prepare_job(job: DecodeJob, sampling: ClipSampling) -> PreparedClips | VideoError:
+    """Decode and prepare one job; a VideoError is returned (not raised) for the caller to
+    record against the video."""
+    try:
+        if job.kind == IMAGE_KIND:
+            image = decode_image(job.path)
+            return prepare_image(image, sampling, video_key=job.video_key, augmented=job.augmented)
+        expected = job.expected_frames
+        frames = decode_video(
+            job.path,
+            expected_frames=expected if expected > 0 else None,
+            keep=_frames_used(expected, sampling, job),
+        )
+        if expected > 0:
+            frames = frames[:expected]
+        return prepare_video(
+            frames, sampling, video_key=job.video_key, with_windows=job.with_windows
+        )
+    except VideoError as error:
+        return error
+
+
+def _frames_used(expected: int, sampling: ClipSampling, job: DecodeJob) -> np.ndarray | None:
+    """The frames sampling will read, when the frame count is known (decoding fewer frames than
+    that fails the video): only those are converted to RGB."""
+    if expected <= 0:
+        return None
+    try:
+        return frames_used(
+            expected, sampling, video_key=job.video_key, with_windows=job.with_windows
+        )
+    except VideoTooShortError:
+        return None  # decode it all and let sampling report it, as for any video
+
+
+def _init_worker(nice: int) -> None:
+    """One torch thread per process: the processes are the parallelism (threads per process
+    would multiply into hundreds of OpenMP threads fighting the encoder's)."""
+    torch.set_num_threads(1)
+    lower_this_thread_priority(nice)
+
+
+def _run_job(job: DecodeJob, sampling: ClipSampling) -> PreparedClips | VideoError:
+    return prepare_job(job, sampling)
+
+
+_POOLS: dict[tuple[int, int], ProcessPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _process_pool(workers: int, nice: int) -> ProcessPoolExecutor:
+    """The decode processes for (workers, nice), started once per process and kept for the next
+    extraction (starting them costs ~2 s; shutdown_decoders() or the interpreter's exit stops
+    them). ``forkserver`` with this module preloaded: every worker forks from a clean server
+    that has torch imported already, never from this process (no inherited CUDA context or
+    thread pools); ``spawn`` where forkserver does not exist."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get((workers, nice))
+        if pool is None:
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload([__name__])
+            else:
+                context = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_init_worker, initargs=(nice,)
+            )
+            _POOLS[(workers, nice)] = pool
+        return pool
+
+
+def shutdown_decoders() -> None:
+    """Stop every kept decode process of this process."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    with _POOLS_LOCK:
+        for key, kept in list(_POOLS.items()):
+            if kept is pool:
+                del _POOLS[key]
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+class DecodePool:
+    """`workers` decode processes (0: decode inline in this process) that prepare jobs ahead of
+    the consumer. Results come back in job order (so batches, and thus the stored bits, do not
+    depend on the number of workers) while up to ``LOOK_AHEAD_PER_WORKER`` jobs per worker are
+    in flight, finishing in any order. Tensors come back through shared memory (torch's
+    reductions pass a file descriptor, not the bytes). One pool serves every shard of an
+    extraction, so decoding runs on across shard boundaries."""
+
+    def __init__(self, workers: int, sampling: ClipSampling, *, nice: int = 0) -> None:
+        self.workers = workers
+        self.sampling = sampling
+        self._pool = _process_pool(workers, nice) if workers > 0 else None
+
+    def close(self) -> None:
+        """Nothing to stop: the processes are kept for the next extraction."""
+        self._pool = None
+
+    def prepared(
+        self, jobs: Iterable[tuple[int, DecodeJob]]
+    ) -> Iterator[tuple[int, PreparedClips | VideoError]]:
+        """(key, prepared or error) of every (key, job), in order."""
+        if self._pool is None:
+            for key, job in jobs:
+                yield key, prepare_job(job, self.sampling)
+            return
+        depth = LOOK_AHEAD_PER_WORKER * self.workers
+        queue: deque[tuple[int, DecodeJob, Future]] = deque()
+        jobs = iter(jobs)
+        try:
+            for key, job in jobs:
+                queue.append((key, job, self._pool.submit(_run_job, job, self.sampling)))
+                if len(queue) >= depth:
+                    yield self._result(*queue.popleft())
+            while queue:
+                yield self._result(*queue.popleft())
+        except BrokenProcessPool as error:
+            # A worker died (killed, out of memory) or the processes could not start at all
+            # (e.g. a __main__ they cannot re-import): the jobs are deterministic, so the rest
+            # is decoded here, slower but complete.
+            log.warning("decode worker processes failed (%s): decoding inline", error)
+            _discard(self._pool)
+            self._pool = None
+            for key, job, _ in queue:
+                yield key, prepare_job(job, self.sampling)
+            queue.clear()
+            for key, job in jobs:
+                yield key, prepare_job(job, self.sampling)
+        finally:
+            for _, _, future in queue:
+                future.cancel()
+
+    def _result(
+        self, key: int, job: DecodeJob, future: Future
+    ) -> tuple[int, PreparedClips | VideoError]:
+        return key, future.result()
