@@ -11,11 +11,15 @@
    FLOPs per clip are counted by torch.utils.flop_counter.FlopCounterMode (matmuls, convolution,
    attention; element-wise work is not counted) and cross-checked by the analytic formula
    tokens x layers x (24 d^2 + 4 tokens d) + patch embedding.
-2. extract_vs_encoder on the device: the same model saved to a temp dir and loaded through
-   pipeline.encoders (SDPA, bf16 autocast by default on CUDA; pinned host memory and non-blocking
-   copies in VideoEncoder.encode), on a synthetic benchmark generated on the fly: the encoder
-   alone on clips decoded into host memory vs pipeline.extract.extract (decode workers overlapping
-   the encoder) with 2 (default) and more decode workers, and the naive loop on a few videos.
+2. Host -> device copy GB/s from pinned and pageable memory, and the model's clips/s when each
+   batch arrives as float32 clips on the host (the former path) vs as uint8 unique frames
+   turned into clips on the device (pipeline.data.clips.materialise, the current path).
+3. extract_vs_encoder on the device: the same model saved to a temp dir and loaded through
+   pipeline.encoders (SDPA, bf16 autocast by default on CUDA), on a synthetic benchmark
+   generated on the fly at 64 px AND re-encoded at 320x240 (UCF101-like): the encoder alone on
+   clips decoded into host memory vs pipeline.extract.extract with 2 and min(14, cores - 2)
+   decode processes; the naive loop on a few videos; the device store vs a float32 CPU store
+   (max abs difference, min cosine).
 Nothing is downloaded. Each part has a time budget; sizes are cut when a part runs long.
 """
 
@@ -164,7 +168,9 @@ def model_throughput(
 def extraction_on_device(
     work: Path, arch: dict[str, int], smoke: bool, repetitions: int
 ) -> dict[str, Any]:
-    """extract_vs_encoder (and vs naive) with the model loaded through pipeline.encoders."""
+    """extract_vs_encoder (and vs naive) with the model loaded through pipeline.encoders, on the
+    synthetic benchmark's 64 px videos AND the same videos re-encoded at 320x240, with 2 and
+    many decode workers; plus the device store against a float32 CPU store."""
     from benchmarks import extraction
     from benchmarks.common import save_random_videomae
     from pipeline.data.synth import SynthConfig, generate_benchmark
@@ -176,45 +182,179 @@ def extraction_on_device(
     synth = SynthConfig(scale="tiny" if smoke else "small", seed=0, splits=split)
     started = time.perf_counter()
     generate_benchmark(work / "bench", synth)
-    manifest = work / "bench" / "manifest.parquet"
+    sources = {"64px": work / "bench" / "manifest.parquet"}
+    sources["320x240"] = upscaled_copy(sources["64px"], work / "bench-320x240")
     generate_s = time.perf_counter() - started
     cpus = os.cpu_count() or 1
-    many = max(2, min(12, cpus - 2))
-    configs = {
-        "workers_2": ExtractConfig(batch_size=64 if not smoke else 8, workers=2),
-        f"workers_{many}": ExtractConfig(batch_size=64 if not smoke else 8, workers=many),
-    }
+    many = max(2, min(14, cpus - 2))
+    batch = 64 if not smoke else 8
+    configs = {f"workers_{n}": ExtractConfig(batch_size=batch, workers=n) for n in (2, many)}
     first = next(iter(configs.values()))
     encoder = load_encoder(str(encoder_dir), device="auto", precision="auto")
-    clips = extraction._clips_in_memory(manifest, encoder, first)
-    extraction.encoder_alone(encoder, clips, first.batch_size)  # warm-up, untimed
-    extraction.pipeline_run(manifest, str(encoder_dir), first)
-    alone: list[float] = []
-    pipeline: dict[str, list[float]] = {name: [] for name in configs}
-    naive: list[float] = []
-    for _ in range(repetitions):
-        alone.append(extraction.encoder_alone(encoder, clips, first.batch_size))
-        for name, config in configs.items():
-            pipeline[name].append(extraction.pipeline_run(manifest, str(encoder_dir), config)[0])
-        naive.append(extraction.naive_loop(manifest, encoder, first, max_videos=4))
-    a = statistics.median(alone)
-    best = max(configs, key=lambda n: statistics.median(pipeline[n]))
-    p = statistics.median(pipeline[best])
-    return {
+    out: dict[str, Any] = {
         "encoder": repr(encoder),
         "device": str(encoder.device),
         "precision": encoder.precision,
-        "clips": len(clips),
-        "clip_mb": rnd(clips[0].numel() * 4 / 1e6, 2),
-        "batch_size": first.batch_size,
+        "batch_size": batch,
         "generate_seconds": rnd(generate_s, 1),
-        "encoder_alone_clips_per_s": rnd(a, 1),
-        "pipeline_clips_per_s": {n: rnd(statistics.median(v), 1) for n, v in pipeline.items()},
-        "naive_clips_per_s": rnd(statistics.median(naive), 1),
-        "best_pipeline": best,
-        "extract_vs_encoder": rnd(p / a),
-        "extract_vs_encoder_default_workers": rnd(statistics.median(pipeline["workers_2"]) / a),
-        "extract_vs_naive": rnd(p / statistics.median(naive)),
+        "sources": {},
+    }
+    for source, manifest in sources.items():
+        clips = extraction._clips_in_memory(manifest, encoder, first)
+        extraction.encoder_alone(encoder, clips, batch)  # warm-up, untimed
+        extraction.pipeline_run(manifest, str(encoder_dir), first)
+        alone: list[float] = []
+        pipeline: dict[str, list[float]] = {name: [] for name in configs}
+        for _ in range(repetitions):
+            alone.append(extraction.encoder_alone(encoder, clips, batch))
+            for name, config in configs.items():
+                rate = extraction.pipeline_run(manifest, str(encoder_dir), config)[0]
+                pipeline[name].append(rate)
+        a = statistics.median(alone)
+        rates = {n: statistics.median(v) for n, v in pipeline.items()}
+        best = max(rates, key=rates.__getitem__)
+        out["sources"][source] = {
+            "clips": len(clips),
+            "encoder_alone_clips_per_s": rnd(a, 1),
+            "pipeline_clips_per_s": {n: rnd(v, 1) for n, v in rates.items()},
+            "best_pipeline": best,
+            "extract_vs_encoder": rnd(rates[best] / a),
+        }
+        print(json.dumps({source: out["sources"][source]}), file=sys.stderr)
+    naive = extraction.naive_loop(sources["64px"], encoder, first, max_videos=4)
+    best64 = out["sources"]["64px"]
+    out["naive_clips_per_s"] = rnd(naive, 1)
+    out["extract_vs_naive"] = rnd(best64["pipeline_clips_per_s"][best64["best_pipeline"]] / naive)
+    out["extract_vs_encoder"] = out["sources"]["320x240"]["extract_vs_encoder"]
+    out["embeddings_vs_cpu"] = embeddings_vs_cpu(sources["64px"], encoder_dir, work)
+    return out
+
+
+def copy_bandwidth(device: Any, megabytes: int = 256) -> dict[str, Any]:
+    """Host -> device GB/s from pinned and from pageable memory (uint8 buffers)."""
+    import torch
+
+    if device.type != "cuda":
+        return {"skipped": "no CUDA device"}
+    out: dict[str, Any] = {}
+    target = torch.empty(megabytes * 2**20, dtype=torch.uint8, device=device)
+    for name, pinned in (("pinned", True), ("pageable", False)):
+        source = torch.empty(megabytes * 2**20, dtype=torch.uint8, pin_memory=pinned)
+        target.copy_(source, non_blocking=pinned)
+        _sync(device)
+        started = time.perf_counter()
+        for _ in range(5):
+            target.copy_(source, non_blocking=pinned)
+        _sync(device)
+        out[f"{name}_gb_per_s"] = rnd(5 * source.nbytes / (time.perf_counter() - started) / 1e9, 2)
+    return out
+
+
+def uint8_vs_float_input(
+    arch: dict[str, int], batch: int, device: Any, seconds: float
+) -> dict[str, Any]:
+    """Model clips/s (bf16 + SDPA where CUDA) when each batch arrives as float32 clips on the host
+    (the former path: 4 x T bytes per pixel over PCIe) vs as uint8 unique frames, normalised,
+    gathered and repeated on the device (pipeline.data.clips.materialise)."""
+    import numpy as np
+    import torch
+
+    from pipeline.data.clips import ClipSampling, materialise, prepare_video
+
+    model = _build(arch, "sdpa", device)
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+    t, size = arch["num_frames"], arch["image_size"]
+    sampling = ClipSampling(frames_per_clip=t, size=size, clips_per_video=5, static_clips=10)
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (max(4 * t, 64), 240, 320, 3), dtype=np.uint8)
+    prepared = prepare_video(video, sampling, video_key="bench", with_windows=False)
+    host = materialise(prepared, sampling)
+    host_clips = torch.cat([host.clips, host.static.contiguous()])[:batch]
+    if device.type == "cuda":
+        host_clips = host_clips.pin_memory()
+    rates: dict[str, Any] = {}
+
+    def run(make: Any) -> float:
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
+        ):
+            model(pixel_values=make())
+            _sync(device)
+            clips, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds or clips < 3 * batch:
+                x = make()
+                model(pixel_values=x[:batch])
+                clips += min(batch, len(x))
+            _sync(device)
+            return clips / (time.perf_counter() - started)
+
+    rates["float32_host_clips_per_s"] = rnd(
+        run(lambda: host_clips.to(device, non_blocking=True)), 1
+    )
+
+    def from_uint8() -> Any:
+        clips = materialise(prepared, sampling, device)
+        return torch.cat([clips.clips, clips.static])
+
+    rates["uint8_device_clips_per_s"] = rnd(run(from_uint8), 1)
+    rates["bytes_per_clip"] = {
+        "float32": host_clips[0].nbytes,
+        "uint8_video": prepared.nbytes,
+        "clips_per_video": len(prepared.clip_rows) + len(prepared.static_theta),
+    }
+    return rates
+
+
+def upscaled_copy(manifest: Path, out: Path, width: int = 320, height: int = 240) -> Path:
+    """The benchmark's videos re-encoded at width x height (UCF101-like sources): decode cost and
+    bytes per frame as real data, same labels; returns the new manifest."""
+    import torch
+    import torch.nn.functional as F
+
+    from pipeline.data.decode import decode_video
+    from pipeline.data.manifest import read_manifest, write_manifest
+    from pipeline.data.synth.encode import write_mp4
+
+    source = read_manifest(manifest)
+    rows = source.table.to_pylist()
+    for row, path in zip(rows, source.video_paths(), strict=True):
+        frames = torch.from_numpy(decode_video(path)).permute(0, 3, 1, 2)
+        big = F.interpolate(frames.float(), size=(height, width), mode="bilinear")
+        target = out / row["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pixels = big.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        write_mp4(target, pixels, fps=float(row["fps"]) or 25.0)
+    return write_manifest(out / "manifest.parquet", source.table, source.info)
+
+
+def embeddings_vs_cpu(manifest: Path, encoder_dir: Path, work: Path) -> dict[str, Any]:
+    """The device store against a float32 CPU store of the same videos: max abs difference and
+    min cosine of every clip embedding."""
+    import numpy as np
+    import torch
+    import zarr
+
+    from pipeline.extract import ExtractConfig, extract
+
+    stores = {}
+    for device in ("cpu", "cuda" if torch.cuda.is_available() else "cpu"):
+        out = work / f"embeddings-{device}-{len(stores)}.zarr"
+        extract(manifest, str(encoder_dir), out, ExtractConfig(device=device, splits=None))
+        group = zarr.open_group(str(out), mode="r")
+        stores[len(stores)] = np.concatenate(
+            [np.asarray(group["clip_features"][:]).reshape(-1, group["clip_features"].shape[-1]),
+             np.asarray(group["static_features"][:]).reshape(-1, group["clip_features"].shape[-1])]
+        )  # fmt: skip
+    a, b = stores[0].astype(np.float64), stores[1].astype(np.float64)
+    ok = np.isfinite(a).all(1) & np.isfinite(b).all(1)
+    a, b = a[ok], b[ok]
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return {
+        "clips": int(ok.sum()),
+        "max_abs_difference": rnd(float(np.abs(a - b).max()), 6),
+        "max_abs_value": rnd(float(np.abs(a).max()), 4),
+        "min_cosine": rnd(float(cosine.min()), 6),
     }
 
 
@@ -252,6 +392,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["machine"]["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     results["throughput"] = model_throughput(arch, batches, device, 0.2 if args.smoke else 2.0)
     print(f"[{time.perf_counter() - started:.0f} s] model throughput done", file=sys.stderr)
+    results["copy"] = copy_bandwidth(device)
+    results["input"] = uint8_vs_float_input(arch, batches[-1], device, 0.2 if args.smoke else 3.0)
+    print(f"[{time.perf_counter() - started:.0f} s] copies and input formats done", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="anon-store-gpu-bench-"))
     try:
         results["extraction"] = extraction_on_device(work, arch, args.smoke, reps)
@@ -284,11 +427,16 @@ def summary(results: dict[str, Any]) -> str:
             f"{row.get('tflops', row.get('error', '-'))!s:>8}"
         )
     ex = results["extraction"]
+    lines.append(f"copies: {results['copy']}; model input: {results['input']}")
+    for source, row in ex["sources"].items():
+        lines.append(
+            f"extract {source} on {ex['device']} ({ex['precision']}): encoder alone "
+            f"{row['encoder_alone_clips_per_s']} clips/s, pipeline {row['pipeline_clips_per_s']}"
+            f"; extract_vs_encoder {row['extract_vs_encoder']}"
+        )
     lines.append(
-        f"extract on {ex['device']} ({ex['precision']}): encoder alone "
-        f"{ex['encoder_alone_clips_per_s']} clips/s, pipeline {ex['pipeline_clips_per_s']}, "
-        f"naive {ex['naive_clips_per_s']}; extract_vs_encoder {ex['extract_vs_encoder']}, "
-        f"extract_vs_naive {ex['extract_vs_naive']}"
+        f"naive {ex['naive_clips_per_s']} clips/s, extract_vs_naive {ex['extract_vs_naive']}; "
+        f"embeddings vs float32 CPU: {ex['embeddings_vs_cpu']}"
     )
     return "\n".join(lines)
 

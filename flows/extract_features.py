@@ -111,6 +111,7 @@ def extract_features(
     output: str,
     encoder: str = "tiny",
     device: Device = "auto",
+    devices: list[Device] | None = None,
     precision: ExtractPrecision = "auto",
     batch_size: int = 64,
     workers: int | None = None,
@@ -137,9 +138,15 @@ def extract_features(
     dead run (pipeline.store.lock). The library's log records go to the run's logs.
 
     `append`: add the manifest's videos the complete store lacks (pipeline.extract.append; in
-    this process, which takes the lock itself)."""
+    this process, which takes the lock itself).
+
+    `devices` (e.g. ["cuda:0", "cuda:1"]): one local dask worker per device, each pinned to its
+    own (with `dask_address`, the cluster's workers are numbered 0, 1, ... the same way)."""
+    if devices and not dask_address and not n_workers:
+        n_workers = len(devices)
     config = ExtractConfig(
         device=device,
+        devices=tuple(devices) if devices else None,
         precision=precision,
         batch_size=batch_size,
         workers=workers,

@@ -44,7 +44,11 @@ def shard_task_runner(dask_address: str | None = None, n_workers: int | None = N
     """
     check_cluster_args(dask_address, n_workers)
     if dask_address or n_workers:
+        import dask
         from prefect_dask import DaskTaskRunner
+
+        # Non-daemonic local workers: extraction starts its decode processes inside them.
+        dask.config.set({"distributed.worker.daemon": False})
 
         if dask_address:
             return DaskTaskRunner(address=dask_address)

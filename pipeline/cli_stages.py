@@ -92,13 +92,17 @@ def extract(
     output: Annotated[str, typer.Option(help="Raw store to write (path or s3:// URL)")],
     encoder: Annotated[str, typer.Option(help="Model directory, hub id, or 'tiny'")] = "tiny",
     device: Device = "auto",
+    devices: Annotated[
+        str | None,
+        typer.Option(help="Several GPUs of this machine, e.g. cuda:0,cuda:1 (one encoder each)"),
+    ] = None,
     precision: Annotated[
         str, choice(ExtractPrecision, "precision", "The encoder's arithmetic")
     ] = "auto",
     batch_size: Annotated[int, typer.Option(help="Clips per forward pass")] = 64,
     workers: Annotated[
         int | None,
-        typer.Option(help="Decode worker processes (default: cores - 2, at least 1; 0: inline)"),
+        typer.Option(help="Decode worker processes (default: cores - 2 on GPU, cores on CPU)"),
     ] = None,
     clips_per_video: Annotated[int, typer.Option()] = 5,
     static_clips: Annotated[int, typer.Option()] = 10,
@@ -142,6 +146,7 @@ def extract(
 
     config = ExtractConfig(
         device=device,
+        devices=tuple(devices.split(",")) if devices else None,
         precision=precision,
         batch_size=batch_size,
         workers=workers,

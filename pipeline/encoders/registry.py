@@ -231,7 +231,12 @@ def _resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {device!r} requested but this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+    return resolved
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:

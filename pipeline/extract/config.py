@@ -18,14 +18,17 @@ class ExtractConfig:
     """How to turn a manifest's videos into a raw feature store."""
 
     device: str = "auto"
-    """auto | cpu | cuda (auto picks CUDA when present)."""
+    """auto | cpu | cuda | cuda:N (auto picks CUDA when present)."""
+    devices: tuple[str, ...] | None = None
+    """Several devices of this machine (e.g. ("cuda:0", "cuda:1")): one encoder copy per device,
+    each encoding the next shard not yet taken; overrides ``device``."""
     precision: str = "auto"
     """auto (bf16 autocast on CUDA, float32 on CPU) | float32 | bfloat16 | float16."""
     batch_size: int = 64
     """Clips per encoder forward pass (clips of several videos are batched together)."""
     workers: int | None = None
-    """Decode worker processes running ahead of the encoder (None: cores - 2, at least 1;
-    0: decode inline in the encoder's process)."""
+    """Decode worker processes running ahead of the encoder (None: cores - 2, at least 1, with
+    a GPU encoder; one per core with a CPU encoder; 0: decode inline in the encoder's process)."""
     clips_per_video: int = 5
     """Normal clips per video, evenly spaced (overlapping when the video is short)."""
     static_clips: int = 10
@@ -79,6 +82,13 @@ class ExtractConfig:
         for name in ("device", "precision", "feature_compression"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if self.devices is not None:
+            if isinstance(self.devices, str):
+                object.__setattr__(self, "devices", tuple(self.devices.split(",")))
+            devices = tuple(self.devices)
+            if not devices or not all(isinstance(d, str) and d.strip() for d in devices):
+                raise ConfigError(f"devices must be device names, got {self.devices!r}")
+            object.__setattr__(self, "devices", tuple(d.strip() for d in devices))
         if self.feature_compression not in ("none", "zstd"):
             raise ConfigError(
                 f"feature_compression must be none or zstd, got {self.feature_compression!r}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +26,7 @@ from pipeline.extract.plan import (
     sampling_for,
     sampling_json,
 )
-from pipeline.extract.shards import ShardEncoder
+from pipeline.extract.shards import ShardEncoder, SharedShards
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import StoreLock
 from pipeline.store.retry import StoreIOError
@@ -198,7 +199,10 @@ def extract(
     config = config or ExtractConfig()
     location = StoreLocation.parse(output, storage_options)
     loaded_manifest = read_manifest_for(manifest, config)
-    model = load_encoder_for(resolve_encoder_source(encoder), config)
+    source = resolve_encoder_source(encoder)
+    devices = config.devices or (config.device,)
+    model = load_encoder_for(source, config, device=devices[0])
+    more = [load_encoder_for(source, config, device=device) for device in devices[1:]]
     sampling = sampling_for(model, config)
     if config.append:
         from pipeline.extract.append import append_videos
@@ -208,7 +212,10 @@ def extract(
     # The lock is taken before the store is even looked at: what is found must not change under
     # this run's feet. Checks above wrote nothing, so bad input leaves no lock behind either.
     with StoreLock(location, break_lock=config.break_lock) as lock:
-        return fill_store(location, plan, loaded_manifest, model, sampling, config, lock, progress)
+        return fill_store(
+            location, plan, loaded_manifest, model, sampling, config, lock, progress,
+            more_encoders=more,
+        )  # fmt: skip
 
 
 def fill_store(
@@ -222,8 +229,11 @@ def fill_store(
     progress: ProgressFn | None = None,
     *,
     overwrite: bool | None = None,
+    more_encoders: list[VideoEncoder] | None = None,
 ) -> ExtractResult:
-    """Create or resume the raw store of `plan` at `location` (its lock held) and complete it."""
+    """Create or resume the raw store of `plan` at `location` (its lock held) and complete it.
+    With `more_encoders` (copies of `model` on other devices), one thread per encoder takes the
+    next uncommitted shard until none is left; every one commits its own shards."""
     started = time.perf_counter()
     overwrite = config.overwrite if overwrite is None else overwrite
     state = existing_state_of(location, plan.fingerprint, overwrite)
@@ -247,6 +257,7 @@ def fill_store(
         skipped,
     )
     counts = {"done": skipped, "failed": 0}
+    count_lock = threading.Lock()
 
     def commit(result: ShardResult) -> None:
         try:
@@ -257,17 +268,35 @@ def fill_store(
             ) from error
         log.info("committed shard %d/%d", result.shard + 1, plan.layout.num_shards)
 
-    with ShardEncoder(manifest, plan, model, sampling, config) as shard_encoder:
+    encoders = [model, *(more_encoders or [])]
+    shard_encoders = [ShardEncoder(manifest, plan, e, sampling, config) for e in encoders]
 
-        def on_video(ok: bool) -> None:
+    def clips_encoded() -> int:
+        return sum(s.clips_encoded for s in shard_encoders)
+
+    def on_video(ok: bool) -> None:
+        with count_lock:
             counts["done"] += 1
             counts["failed"] += 0 if ok else 1
-            if progress is not None:
-                done, total = counts["done"], len(plan.rows)
-                clips = shard_encoder.clips_encoded
-                progress(ExtractProgress(done, total, clips, counts["failed"]))
+            done, failed = counts["done"], counts["failed"]
+        if progress is not None:
+            progress(ExtractProgress(done, len(plan.rows), clips_encoded(), failed))
 
-        commit_in_background(shard_encoder.run_shards(todo, on_video), commit)
+    source = SharedShards(todo)
+    try:
+        if len(shard_encoders) == 1:
+            commit_in_background(shard_encoders[0].run_shards(source, on_video), commit)
+        else:
+            with ThreadPoolExecutor(len(shard_encoders), thread_name_prefix="device") as pool:
+                runs = [
+                    pool.submit(commit_in_background, s.run_shards(source, on_video), commit)
+                    for s in shard_encoders
+                ]
+                for run in runs:
+                    run.result()
+    finally:
+        for shard_encoder in shard_encoders:
+            shard_encoder.close()
     status = np.asarray(group["status"][:])
     failed = int((status == VIDEO_FAILED).sum())
     meta = read_attrs(group) or {}
@@ -286,7 +315,7 @@ def fill_store(
         action="created" if state in ("new", "recreate") else "resumed",
         videos=len(plan.rows),
         failed=failed,
-        clips_encoded=shard_encoder.clips_encoded,
+        clips_encoded=clips_encoded(),
         seconds=time.perf_counter() - started,
         store_id=str(meta.get("store_id")),
     )

@@ -40,6 +40,21 @@ busy (`small` benchmark, tiny encoder, 4 alternating runs, decode threads). Not 
 encoder, where decoding is the work the CPU is there for."""
 
 
+class SharedShards:
+    """Shard numbers handed out one at a time to whichever thread asks next (thread-safe)."""
+
+    def __init__(self, shards: Iterable[int]) -> None:
+        self._shards = iter(shards)
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            return next(self._shards)
+
+
 @dataclass
 class _Shard:
     """The result arrays of one shard, filled video by video (features when batches encode)."""
@@ -103,7 +118,9 @@ class ShardEncoder:
     def decode_workers(self) -> int:
         """Decode processes; none (decoding inline) inside a daemonic process, e.g. a default
         dask worker, which may not start children."""
-        wanted = default_decode_workers() if self.config.workers is None else self.config.workers
+        wanted = self.config.workers
+        if wanted is None:
+            wanted = default_decode_workers(self.encoder.device.type)
         if wanted and multiprocessing.current_process().daemon:
             log.info("a daemonic process cannot start decode workers: decoding inline")
             return 0
@@ -136,31 +153,36 @@ class ShardEncoder:
         self, shards: Iterable[int], on_video: Callable[[bool], None]
     ) -> Iterator[ShardResult]:
         """The ShardResult of each shard, in order, as soon as its last clip is encoded; the
-        decode workers are already on the next shard's videos meanwhile."""
+        decode workers are already on the next shard's videos meanwhile. `shards` is read
+        lazily, as decoding reaches each shard: several ShardEncoders (one per GPU) can share
+        one thread-safe source (SharedShards) and balance the work between them."""
         layout = self.plan.layout
-        shards = list(shards)
-        jobs = (
-            (video, self.job(video)) for shard in shards for video in layout.shard_videos(shard)
-        )
+        taken: list[int] = []
+
+        def jobs() -> Iterator[tuple[int, DecodeJob]]:
+            for shard in shards:
+                taken.append(shard)
+                for video in layout.shard_videos(shard):
+                    yield video, self.job(video)
+
         batcher = ClipBatcher(
             self.encoder.embed,
             self.config.batch_size,
             pin_memory=self.encoder.device.type == "cuda",
         )
-        if not shards:
-            return
-        pending = iter(shards)
-        current = self._open(next(pending), batcher)
+        current: _Shard | None = None
+        opened = 0
         # Encoder batches are tens of MB: reused from the heap, not page-faulted in each time.
         with large_buffers_in_heap():
-            for video, prepared in self._decoders().prepared(jobs):
-                while video not in current.videos:
-                    yield self._close(current, batcher)
-                    current = self._open(next(pending), batcher)
+            for video, prepared in self._decoders().prepared(jobs()):
+                while current is None or video not in current.videos:
+                    if current is not None:
+                        yield self._close(current, batcher)
+                    current = self._open(taken[opened], batcher)
+                    opened += 1
                 on_video(self._add(current, video, prepared, batcher))
-            yield self._close(current, batcher)
-            for shard in pending:  # shards without videos: nothing to wait for
-                yield self._close(self._open(shard, batcher), batcher)
+            if current is not None:
+                yield self._close(current, batcher)
 
     def _open(self, shard: int, batcher: ClipBatcher) -> _Shard:
         layout = self.plan.layout

@@ -40,7 +40,13 @@ def dask_scheduler(dask_address: str | None, n_workers: int | None) -> Iterator[
     if not n_workers:
         yield None
         return
+    import dask
     from distributed import LocalCluster
 
-    with LocalCluster(**local_cluster_kwargs(n_workers)) as cluster:
+    # Non-daemonic worker processes: extraction starts its decode processes inside them, which
+    # a daemonic process may not do (it would decode inline, on one core).
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(**local_cluster_kwargs(n_workers)) as cluster,
+    ):
         yield cluster.scheduler_address

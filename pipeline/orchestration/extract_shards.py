@@ -78,8 +78,9 @@ class ExtractionJob:
 
     def extract_config(self) -> ExtractConfig:
         values = dict(self.config)
-        if values.get("splits") is not None:
-            values["splits"] = tuple(values["splits"])
+        for name in ("splits", "devices"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
         return ExtractConfig(**values)
 
 
@@ -99,6 +100,7 @@ class ShardReport:
 def _config_dict(config: ExtractConfig) -> dict[str, Any]:
     values = asdict(config)
     values["splits"] = list(config.splits) if config.splits is not None else None
+    values["devices"] = list(config.devices) if config.devices is not None else None
     return values
 
 
@@ -117,11 +119,28 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _cpu_only(config: ExtractConfig) -> bool:
-    if config.device == "auto":
+    device = config.devices[0] if config.devices else config.device
+    if device == "auto":
         import torch
 
         return not torch.cuda.is_available()
-    return config.device == "cpu"
+    return device == "cpu"
+
+
+def _worker_device(config: ExtractConfig) -> str:
+    """This process's device: with ``config.devices``, the one of the dask worker's slot (a
+    LocalCluster names its workers 0, 1, ...: worker i takes devices[i], one GPU each), else
+    ``config.device``."""
+    if not config.devices:
+        return config.device
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):  # not inside a dask worker: the first device
+        return config.devices[0]
+    slot = int(name) if isinstance(name, int) or str(name).isdigit() else 0
+    return config.devices[slot % len(config.devices)]
 
 
 def _build_context(
@@ -131,7 +150,9 @@ def _build_context(
     # Planning needs only the encoder's identity and shapes, so a flow process on a host without
     # a GPU loads it on the CPU; where the CPU is what shards use anyway, the model is reused.
     encodes = for_encoding or _cpu_only(config)
-    device, precision = (config.device, config.precision) if encodes else ("cpu", "float32")
+    device, precision = (
+        (_worker_device(config), config.precision) if encodes else ("cpu", "float32")
+    )
     model = load_encoder_for(source, config, device=device, precision=precision)
     sampling = sampling_for(model, config)
     plan = plan_extraction(loaded, sampling, model.hidden_size, model.identity, config)
