@@ -1,6 +1,6 @@
 """GPU benchmark: a VideoMAE-Base-sized encoder (random weights) and the extract pipeline on CUDA.
 
-    python benchmarks/gpu.py --json out.json          # on a CUDA machine, < 4 minutes on an H100
+    python benchmarks/gpu.py --json out.json          # CUDA machine; < 8 min on an H100 (estimate)
     python -m benchmarks gpu --json out.json          # the same
     python benchmarks/gpu.py --smoke --json out.json  # tiny sizes; runs on CPU too
 
