@@ -146,13 +146,13 @@ def extract_features(
         n_workers = len(devices)
     config = ExtractConfig(
         device=device,
-        devices=tuple(devices) if devices else None,
+        devices=devices or None,
         precision=precision,
         batch_size=batch_size,
         workers=workers,
         clips_per_video=clips_per_video,
         static_clips=static_clips,
-        splits=tuple(splits) if splits else None,
+        splits=splits or None,
         overwrite=overwrite,
         append=append,
         videos_per_chunk=videos_per_chunk,

@@ -146,13 +146,13 @@ def extract(
 
     config = ExtractConfig(
         device=device,
-        devices=tuple(devices.split(",")) if devices else None,
+        devices=devices or None,
         precision=precision,
         batch_size=batch_size,
         workers=workers,
         clips_per_video=clips_per_video,
         static_clips=static_clips,
-        splits=tuple(split) if split else None,
+        splits=split or None,
         overwrite=overwrite,
         append=append,
         videos_per_chunk=videos_per_chunk,
@@ -540,7 +540,7 @@ def evaluate(
     from pipeline.cli_outputs import check_report_dir, write_report_dir
     from pipeline.probes import BASELINES, EvalConfig
     from pipeline.probes import evaluate as run_evaluate
-    from pipeline.probes.protocol import check_evaluate_inputs
+    from pipeline.probes.protocol import check_evaluate_inputs, evaluate_protocol, read_protocol
 
     given = {
         "sanitized": sanitized is not None,
@@ -549,70 +549,48 @@ def evaluate(
     }
     check_evaluate_inputs(input, None if protocol is None else str(protocol), given)
     chosen_seeds = parse_seeds(seeds) if seeds is not None else None
-    if protocol is not None:
-        _evaluate_protocol(protocol, output, chosen_seeds, fast, workers, overwrite, as_json)
-        return
     stores: dict[str, Any] = {"raw": input}
-    if sanitized:
-        stores["aam"] = sanitized
-    for name in names(baselines):
-        stores[name] = BASELINES[name]
-    stores.update(_parse_named(method, "--method"))
-    replace = check_report_dir(output, overwrite=overwrite, inputs=stores.values())
-    make = EvalConfig.fast if fast else EvalConfig
-    config = make(seeds=EvalConfig.seeds if seeds is None else chosen_seeds, workers=workers)
+    if protocol is not None:  # every protocol's store, one combined Table 1 report
+        spec = read_protocol(protocol)
+        inputs: list[Any] = [*spec.inputs(), protocol]
+    else:
+        if sanitized:
+            stores["aam"] = sanitized
+        for name in names(baselines):
+            stores[name] = BASELINES[name]
+        stores.update(_parse_named(method, "--method"))
+        inputs = list(stores.values())
+    # Refused before anything else is said (the config below may warn about few seeds).
+    replace = check_report_dir(output, overwrite=overwrite, inputs=inputs)
+    if protocol is not None:
+        config = spec.eval_config(seeds=chosen_seeds, fast=fast, workers=workers)
+
+        def run(into: Path, update: Any) -> Any:
+            return evaluate_protocol(spec, into, config, progress=update)
+
+    else:
+        make = EvalConfig.fast if fast else EvalConfig
+        config = make(seeds=chosen_seeds or EvalConfig.seeds, workers=workers)
+
+        def run(into: Path, update: Any) -> Any:
+            return run_evaluate(stores, into, config, progress=update)
+
     with progress_bar("evaluating", "probe runs") as update:
-        report = write_report_dir(
-            output, replace, lambda into: run_evaluate(stores, into, config, progress=update)
-        )
+        report = write_report_dir(output, replace, lambda into: run(into, update))
+    files = {"report_json": str(report.json_path), "report_markdown": str(report.markdown_path)}
+    if protocol is not None:
+        subs = ", ".join(str(report.sub_report_dir(p)) for p in report.data["protocols"])
+        details, table = {"table": report.values()}, report.table()
+        where = f"{report.markdown_path}, {report.json_path}; per protocol: {subs}"
+    else:
+        details = {"plot": str(report.plot_path), "summary": report.summary}
+        table = report.headline_table()
+        where = f"{report.markdown_path}, {report.json_path}, {report.plot_path}"
     if as_json:
-        result_json(
-            {
-                "output": str(output),
-                "report_json": str(report.json_path),
-                "report_markdown": str(report.markdown_path),
-                "plot": str(report.plot_path),
-                "summary": report.summary,
-            }
-        )
+        result_json({"output": str(output), **files, **details})
         return
-    result(report.headline_table())
-    result(f"report: {report.markdown_path}, {report.json_path}, {report.plot_path}")
-
-
-def _evaluate_protocol(
-    protocol: Path,
-    output: Path,
-    seeds: tuple[int, ...] | None,
-    fast: bool | None,
-    workers: int,
-    overwrite: bool,
-    as_json: bool,
-) -> None:
-    """evaluate --protocol: every protocol's store, one combined Table 1 report."""
-    from pipeline.cli_outputs import check_report_dir, write_report_dir
-    from pipeline.probes.protocol import evaluate_protocol, read_protocol
-
-    spec = read_protocol(protocol)
-    replace = check_report_dir(output, overwrite=overwrite, inputs=[*spec.inputs(), protocol])
-    config = spec.eval_config(seeds=seeds, fast=fast, workers=workers)
-    with progress_bar("evaluating", "probe runs") as update:
-        report = write_report_dir(
-            output, replace, lambda into: evaluate_protocol(spec, into, config, progress=update)
-        )
-    if as_json:
-        result_json(
-            {
-                "output": str(output),
-                "report_json": str(report.json_path),
-                "report_markdown": str(report.markdown_path),
-                "table": report.values(),
-            }
-        )
-        return
-    result(report.table())
-    subs = ", ".join(str(report.sub_report_dir(p)) for p in report.data["protocols"])
-    result(f"report: {report.markdown_path}, {report.json_path}; per protocol: {subs}")
+    result(table)
+    result(f"report: {where}")
 
 
 # ---------------------------------------------------------------- audit

@@ -26,7 +26,7 @@ from pipeline.data.manifest import Manifest
 from pipeline.encoders.registry import VideoEncoder
 from pipeline.errors import StoreError
 from pipeline.extract.config import ExtractConfig
-from pipeline.extract.plan import ExtractionPlan, frame_labelled, plan_extraction, sampling_json
+from pipeline.extract.plan import ExtractionPlan, plan_extraction, sampling_json
 from pipeline.extract.run import ExtractResult, ProgressFn, fill_store
 from pipeline.store.layout import recorded_sizes
 from pipeline.store.location import StoreLocation
@@ -134,7 +134,7 @@ def _new_videos(store: FeatureStore, full: ExtractionPlan, manifest: Manifest) -
     if (
         list(dataset.get("actions") or []) != list(info.actions)
         or (dataset.get("attributes") or {}) != attributes
-        or list(dataset.get("frame_labels") or []) != frame_labelled(manifest)
+        or list(dataset.get("frame_labels") or []) != list(full.frame_labels)
     ):
         raise StoreError(
             f"cannot append to {store.location}: the manifest's action or attribute names (or "

@@ -184,10 +184,6 @@ class DecodePool:
         self.sampling = sampling
         self._pool = _process_pool(workers, nice) if workers > 0 else None
 
-    def close(self) -> None:
-        """Nothing to stop: the processes are kept for the next extraction."""
-        self._pool = None
-
     def prepared(
         self, jobs: Iterable[tuple[int, DecodeJob]]
     ) -> Iterator[tuple[int, PreparedClips | VideoError]]:

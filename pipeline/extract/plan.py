@@ -77,6 +77,8 @@ class ExtractionPlan:
     layout: StoreLayout
     fingerprint: str
     splits: tuple[str, ...]
+    frame_labels: tuple[str, ...] = ()
+    """Attributes with frame-level labels (frame_labelled): their static clips get labels."""
 
 
 def _windows(num_frames: int, kind: str, sampling: ClipSampling) -> np.ndarray:
@@ -194,4 +196,6 @@ def plan_extraction(
     if only is not None:
         identity["only"] = hashlib.sha256("\n".join(sorted(only)).encode()).hexdigest()
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return ExtractionPlan(rows, tables, layout, fingerprint, splits)
+    return ExtractionPlan(
+        rows, tables, layout, fingerprint, splits, tuple(frame_labelled(manifest))
+    )

@@ -21,7 +21,6 @@ from pipeline.errors import AnonStoreError, StoreError
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.plan import (
     ExtractionPlan,
-    frame_labelled,
     plan_extraction,
     sampling_for,
     sampling_json,
@@ -139,9 +138,8 @@ def raw_store_meta(
             "splits": list(plan.splits),
         },
     )
-    framed = frame_labelled(manifest)
-    if framed:
-        meta["dataset"]["frame_labels"] = framed
+    if plan.frame_labels:
+        meta["dataset"]["frame_labels"] = list(plan.frame_labels)
     return meta
 
 
@@ -283,20 +281,16 @@ def fill_store(
             progress(ExtractProgress(done, len(plan.rows), clips_encoded(), failed))
 
     source = SharedShards(todo)
-    try:
-        if len(shard_encoders) == 1:
-            commit_in_background(shard_encoders[0].run_shards(source, on_video), commit)
-        else:
-            with ThreadPoolExecutor(len(shard_encoders), thread_name_prefix="device") as pool:
-                runs = [
-                    pool.submit(commit_in_background, s.run_shards(source, on_video), commit)
-                    for s in shard_encoders
-                ]
-                for run in runs:
-                    run.result()
-    finally:
-        for shard_encoder in shard_encoders:
-            shard_encoder.close()
+    if len(shard_encoders) == 1:
+        commit_in_background(shard_encoders[0].run_shards(source, on_video), commit)
+    else:
+        with ThreadPoolExecutor(len(shard_encoders), thread_name_prefix="device") as pool:
+            runs = [
+                pool.submit(commit_in_background, s.run_shards(source, on_video), commit)
+                for s in shard_encoders
+            ]
+            for run in runs:
+                run.result()
     status = np.asarray(group["status"][:])
     failed = int((status == VIDEO_FAILED).sum())
     meta = read_attrs(group) or {}

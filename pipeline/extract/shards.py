@@ -23,7 +23,6 @@ from pipeline.extract.plan import (
     WINDOWED_KINDS,
     ExtractionPlan,
     augments_images,
-    frame_labelled,
     static_frame_labels,
 )
 from pipeline.heap import large_buffers_in_heap
@@ -72,9 +71,9 @@ class _Shard:
 class ShardEncoder:
     """Decodes, samples and encodes the videos of shards into ShardResults.
 
-    Decoding runs in a pool of worker processes (``config.workers``; default cores - 2, at least
-    1) that lives as long as this object and serves every shard, so ``run_shards`` keeps it busy
-    across shard boundaries. Each ``run`` / ``run_shards`` call batches with its own ClipBatcher:
+    Decoding runs in worker processes (``config.workers``; pipeline.extract.decoders keeps them
+    for the process) that serve every shard of a ``run_shards`` call, so they stay busy across
+    shard boundaries. Each ``run`` / ``run_shards`` call batches with its own ClipBatcher:
     threads that share one ShardEncoder (a multi-threaded dask worker) never mix their batches.
     """
 
@@ -92,27 +91,12 @@ class ShardEncoder:
         self.config = config
         self.paths = [str(p) for p in manifest.video_paths()]
         self.video_ids = manifest.table.column("video_id").to_pylist()
-        self.framed = frame_labelled(manifest)
+        self.framed = list(plan.frame_labels)
         self.attribute_segments = manifest.attribute_segments() if self.framed else []
         self.decode_nice = DECODE_NICE_ON_CPU if encoder.device.type == "cpu" else 0
-        self._pool: DecodePool | None = None
-        self._pool_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.clips_encoded = 0
         """Clips encoded by every run so far (all threads)."""
-
-    def __enter__(self) -> ShardEncoder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the decode processes."""
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
 
     @property
     def decode_workers(self) -> int:
@@ -125,12 +109,6 @@ class ShardEncoder:
             log.info("a daemonic process cannot start decode workers: decoding inline")
             return 0
         return wanted
-
-    def _decoders(self) -> DecodePool:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = DecodePool(self.decode_workers, self.sampling, nice=self.decode_nice)
-            return self._pool
 
     def job(self, video: int) -> DecodeJob:
         """What a decode worker needs for store video `video`."""
@@ -174,7 +152,8 @@ class ShardEncoder:
         opened = 0
         # Encoder batches are tens of MB: reused from the heap, not page-faulted in each time.
         with large_buffers_in_heap():
-            for video, prepared in self._decoders().prepared(jobs()):
+            decoders = DecodePool(self.decode_workers, self.sampling, nice=self.decode_nice)
+            for video, prepared in decoders.prepared(jobs()):
                 while current is None or video not in current.videos:
                     if current is not None:
                         yield self._close(current, batcher)

@@ -19,7 +19,7 @@ import torch
 from concept_erasure import LeaceEraser, LeaceFitter
 
 from pipeline.errors import ConfigError
-from pipeline.probes.attacker import IndicatorColumns
+from pipeline.probes.attacker import IndicatorColumns, attack_items
 from pipeline.probes.features import ProbeFeatures, VideoSet
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,12 @@ def fit_items(
         raise ConfigError(f"fitting a baseline needs the {split} split, which the store lacks")
     videos = features[split]
     targets, ok = person_targets(features, videos)
+    known = videos.subset(np.flatnonzero(ok))
     xs, zs = [], []
     for part in parts:
-        rows = ok & videos.has_clips if part == "clip" else ok  # images have no normal clips
-        clips = {"static": videos.static, "clip": videos.clip}[part][rows]
-        v, m, d = clips.shape
-        xs.append(clips.reshape(v * m, d))
-        zs.append(np.repeat(targets[rows], m, axis=0))
+        x, owner = attack_items(known, part)  # the attacker's items: images have no normal clips
+        xs.append(x)
+        zs.append(targets[ok][owner])
     return np.concatenate(xs), np.concatenate(zs)
 
 

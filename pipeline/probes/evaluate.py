@@ -395,7 +395,7 @@ def evaluate(
     out = Path(output_dir)
     order = [raw_method, *[m for m in stores if m != raw_method]]
     raw = _resolve(raw_method, stores[raw_method], None)
-    units_per_method = _count_units(config, raw)
+    units_per_method = count_units(config, raw)
     total = units_per_method * len(order)
     done = 0
     if raw.source.get("kind") == "sanitized":
@@ -518,7 +518,7 @@ def _sendable(value: Any) -> bool:
     return "<lambda>" not in qualname and "<locals>" not in qualname
 
 
-def _count_units(config: EvalConfig, features: ProbeFeatures | None = None) -> int:
+def count_units(config: EvalConfig, features: ProbeFeatures | None = None) -> int:
     """Probe runs per method: exact given the features (frame-level settings depend on the
     store), else the settings every store has."""
     if features is not None:

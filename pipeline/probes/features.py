@@ -318,13 +318,10 @@ def _load_split(store: FeatureStore, split: str) -> VideoSet:
         segment_start=np.asarray(store.group["segment_start"][:], dtype=np.int64)[seg],
         segment_end=np.asarray(store.group["segment_end"][:], dtype=np.int64)[seg],
         segment_label=np.asarray(store.group["segment_label"][:], dtype=np.int64)[seg],
-    )
-    framed = (store.meta.get("dataset") or {}).get("frame_labels") or ()
-    result = result.replace(
         static_attributes={
             name: store.read_rows(f"{FRAME_LABEL_PREFIX}{name}", rows).astype(np.int64)
-            for name in framed
-        }
+            for name in (store.meta.get("dataset") or {}).get("frame_labels") or ()
+        },
     )
     images = np.asarray(videos["kind"][rows]) == IMAGE_KIND
     return _drop_non_finite(result, split, images)

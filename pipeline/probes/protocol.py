@@ -21,10 +21,17 @@ from pipeline.probes.evaluate import (
     EvalConfig,
     MethodInput,
     ProgressFn,
+    count_units,
     evaluate,
 )
 from pipeline.probes.features import ProbeFeatures, load_features
-from pipeline.probes.report import REPORT_JSON, REPORT_MD, protocol_markdown, protocol_table
+from pipeline.probes.report import (
+    REPORT_JSON,
+    REPORT_MD,
+    ReportFiles,
+    protocol_markdown,
+    protocol_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -354,20 +361,9 @@ def _check_adapters(spec: ProtocolSpec, encoder: Mapping[str, Any]) -> None:
 
 
 @dataclass(frozen=True)
-class ProtocolReport:
+class ProtocolReport(ReportFiles):
     """What evaluate_protocol wrote: report.json's data and the directory (sub-reports in
     DIR/<protocol>/)."""
-
-    data: dict[str, Any]
-    output_dir: Path
-
-    @property
-    def json_path(self) -> Path:
-        return self.output_dir / REPORT_JSON
-
-    @property
-    def markdown_path(self) -> Path:
-        return self.output_dir / REPORT_MD
 
     def sub_report_dir(self, protocol: str) -> Path:
         return self.output_dir / self.data["protocols"][protocol]["report_dir"]
@@ -388,11 +384,6 @@ class ProtocolReport:
                 cell = entry["methods"].get(method, {}).get(HEADLINE_METRIC[protocol])
                 out[method][protocol] = None if cell is None else cell["mean"]
         return out
-
-    @classmethod
-    def load(cls, directory: str | Path) -> ProtocolReport:
-        path = Path(directory)
-        return cls(json.loads((path / REPORT_JSON).read_text()), path)
 
 
 def evaluate_protocol(
@@ -415,7 +406,7 @@ def evaluate_protocol(
     fitted = _fit_baselines(spec)
     plans = {p: _methods_for(spec, p, fitted) for p in spec.stores}
     configs = {p: dataclasses.replace(config, probes=(PROTOCOLS[p],)) for p in spec.stores}
-    bar = _Progress(progress, {p: _runs_estimate(configs[p]) * len(plans[p]) for p in plans})
+    bar = _Progress(progress, {p: count_units(configs[p]) * len(plans[p]) for p in plans})
     reports = {}
     for protocol, methods in plans.items():
         log.info("protocol %s: %s on %s", protocol, ", ".join(methods), spec.stores[protocol])
@@ -466,16 +457,6 @@ def _methods_for(
         else:
             methods[method.name] = method.stores[protocol]
     return methods
-
-
-def _runs_estimate(config: EvalConfig) -> int:
-    """Probe runs per method before a store is read (a store may add frame-level settings:
-    evaluate's own count replaces this once the protocol starts)."""
-    per_seed = sum(
-        len(config.attackers) * len(config.attack_sources) if probe == "privacy" else 1
-        for probe in config.probes
-    )
-    return per_seed * len(config.seeds)
 
 
 class _Progress:

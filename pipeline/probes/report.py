@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -38,19 +38,11 @@ DASH = "–"
 
 
 @dataclass(frozen=True)
-class EvalReport:
-    """What `evaluate` wrote: the report data (as in report.json) and the file paths."""
+class ReportFiles:
+    """A report written to a directory: its data (as in report.json) and the file paths."""
 
     data: dict[str, Any]
     output_dir: Path
-
-    @property
-    def summary(self) -> dict[str, dict[str, float | None]]:
-        return self.data["summary"]
-
-    @property
-    def methods(self) -> dict[str, Any]:
-        return self.data["methods"]
 
     @property
     def json_path(self) -> Path:
@@ -59,6 +51,24 @@ class EvalReport:
     @property
     def markdown_path(self) -> Path:
         return self.output_dir / REPORT_MD
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        path = Path(directory)
+        return cls(json.loads((path / REPORT_JSON).read_text()), path)
+
+
+@dataclass(frozen=True)
+class EvalReport(ReportFiles):
+    """What `evaluate` wrote: the report data (as in report.json) and the file paths."""
+
+    @property
+    def summary(self) -> dict[str, dict[str, float | None]]:
+        return self.data["summary"]
+
+    @property
+    def methods(self) -> dict[str, Any]:
+        return self.data["methods"]
 
     @property
     def plot_path(self) -> Path:
@@ -73,11 +83,6 @@ class EvalReport:
 
     def markdown(self) -> str:
         return report_markdown(self.data)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> EvalReport:
-        path = Path(directory)
-        return cls(json.loads((path / REPORT_JSON).read_text()), path)
 
 
 def _metric(data: Mapping[str, Any], method: str, probe: str, name: str) -> dict | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +19,7 @@ from zarr.codecs import Crc32cCodec
 from pipeline.store.writer import StoreCodecs
 from store_schema import validate
 from store_schema.deep import check_chunks
-
-if str(Path(__file__).parents[1]) not in sys.path:
-    sys.path.append(str(Path(__file__).parents[1]))
-from sanitize.stores import make_raw_store
+from tests.store_schema.damage import Prefix, editable, make_raw_store
 
 NO_CRC = "has no crc32c codec: corrupt chunks cannot be detected"
 CHECKSUM = "crc32c checksum mismatch (flipped bits or a truncated chunk)"
@@ -41,19 +37,6 @@ class WithoutChecksums(StoreCodecs):
 pytestmark = pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
 
 
-class Prefix:
-    """Equal to any problem starting with `text` (for messages that quote a library error)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, str) and other.startswith(self.text)
-
-    def __repr__(self) -> str:
-        return f"Prefix({self.text!r})"
-
-
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Valid stores to copy (videos 0-4 fill the first chunk of 5; 'first-chunk-failed' fails
@@ -65,10 +48,6 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_raw_store(root / "first-chunk-failed.zarr", failed=(0, 1, 2, 3, 4))
     names = ("raw", "writing", "no-crc", "first-chunk-failed")
     return {name: root / f"{name}.zarr" for name in names}
-
-
-def _group(path: Path) -> zarr.Group:
-    return zarr.open_group(str(path), mode="r+", use_consolidated=False)
 
 
 def _arrays(path: Path) -> list[str]:
@@ -126,7 +105,7 @@ def _written_without_crc32c(path: Path) -> list:
 
 
 def _one_array_without_crc32c(path: Path) -> list:
-    group = _group(path)
+    group = editable(path)
     old = group["fps"]
     values, attrs = np.asarray(old[:]), dict(old.attrs)
     del group["fps"]
@@ -145,7 +124,7 @@ def _bookkeeping_array_without_crc32c(path: Path) -> list:
     # A writer's own "_x" arrays (markers) are not part of the data: no checksum needed.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _group(path).create_array("_markers", shape=(4,), dtype="int8", compressors=None)[...] = 1
+        editable(path).create_array("_markers", shape=(4,), dtype="int8", compressors=None)[...] = 1
     zarr.consolidate_metadata(str(path), zarr_format=3)
     return []
 
@@ -220,7 +199,7 @@ def _array_metadata(document: object) -> Callable[[Path], list]:
 
 def _array_attrs_changed(path: Path) -> list:
     # Through the zarr API, without reconsolidating: readers of consolidated metadata see the old.
-    _group(path)["clip_features"].update_attributes({"units": "none"})
+    editable(path)["clip_features"].update_attributes({"units": "none"})
     return ["consolidated metadata of 'clip_features' differs from 'clip_features/zarr.json'"]
 
 

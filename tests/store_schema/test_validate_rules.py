@@ -6,7 +6,6 @@ runner (`python -m tests.mutations`) checks that disabling any of them fails thi
 from __future__ import annotations
 
 import shutil
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,30 +30,13 @@ from store_schema import (
     VIDEO_PENDING,
     validate,
 )
-
-# The store builders live with the sanitize tests (tests/sanitize/stores.py).
-if str(Path(__file__).parents[1]) not in sys.path:
-    sys.path.append(str(Path(__file__).parents[1]))
-from sanitize.stores import make_adapter, make_raw_store
+from tests.store_schema.damage import Prefix, editable, make_adapter, make_raw_store
 
 STALE = "consolidated metadata is stale: it lists other arrays than the store holds"
 
 
 # zarr warns that consolidated metadata is not in the v3 spec, and about the damaged documents.
 pytestmark = pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
-
-
-class Prefix:
-    """Equal to any problem starting with `text` (for messages that quote a library error)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, str) and other.startswith(self.text)
-
-    def __repr__(self) -> str:
-        return f"Prefix({self.text!r})"
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +54,8 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # ---------------------------------------------------------------- corrupting through zarr
 
 
-def _group(path: Path) -> zarr.Group:
-    return zarr.open_group(str(path), mode="r+", use_consolidated=False)
-
-
 def _sizes(path: Path) -> dict[str, int]:
-    group = _group(path)
+    group = editable(path)
     video, clip, feature = group["clip_features"].shape
     return {
         "video": video,
@@ -93,7 +71,7 @@ _DROP = object()
 
 def _edit_meta(path: Path, **changes: object) -> dict:
     """Change (or drop, with _DROP) keys of the store's metadata object."""
-    group = _group(path)
+    group = editable(path)
     meta = read_attrs(group)
     assert meta is not None
     for key, value in changes.items():
@@ -106,7 +84,7 @@ def _edit_meta(path: Path, **changes: object) -> dict:
 
 
 def _meta(path: Path) -> dict:
-    meta = read_attrs(_group(path))
+    meta = read_attrs(editable(path))
     assert meta is not None
     return meta
 
@@ -122,7 +100,7 @@ def _rewrite(
 ) -> None:
     """Recreate array `name` (as `new_name`) with another dtype, dimension names or values,
     keeping its codecs, chunks and attrs."""
-    group = _group(path)
+    group = editable(path)
     old = group[name]
     data = np.asarray(old[...]) if values is None else values
     if dtype is not None:
@@ -152,18 +130,18 @@ def _rewrite(
 def _add_array(path: Path, name: str, dims: tuple[str, ...], shape: tuple[int, ...]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        array = _group(path).create_array(
+        array = editable(path).create_array(
             name, shape=shape, dtype="int16", chunks=shape, dimension_names=dims
         )
     array[...] = np.zeros(shape, dtype=np.int16)
 
 
 def _set(path: Path, name: str, index: int, value: object) -> None:
-    _group(path)[name][index] = value
+    editable(path)[name][index] = value
 
 
 def _windowed_videos(path: Path) -> np.ndarray:
-    counts = np.asarray(_group(path)["window_count"][:])
+    counts = np.asarray(editable(path)["window_count"][:])
     videos = np.flatnonzero(counts > 0)
     assert len(videos) >= 2, "the base store must have videos with windows"
     return videos
@@ -194,12 +172,12 @@ def _valid(path: Path) -> list:
 
 
 def _missing_array(path: Path) -> list:
-    del _group(path)["window_start"]
+    del editable(path)["window_start"]
     return ["missing array 'window_start'"]
 
 
 def _declared_attribute_missing(path: Path) -> list:
-    del _group(path)["attr_skin"]
+    del editable(path)["attr_skin"]
     return ["missing array 'attr_skin'"]
 
 
@@ -225,19 +203,19 @@ def _wrong_dimension_names(path: Path) -> list:
 
 def _video_size_mismatch(path: Path) -> list:
     n = _sizes(path)["video"]
-    _rewrite(path, "num_frames", values=np.asarray(_group(path)["num_frames"][: n - 1]))
+    _rewrite(path, "num_frames", values=np.asarray(editable(path)["num_frames"][: n - 1]))
     return [f"array 'num_frames' has {n - 1} along 'video', other arrays have {n}"]
 
 
 def _window_size_mismatch(path: Path) -> list:
     w = _sizes(path)["window"]
-    _rewrite(path, "window_start", values=np.asarray(_group(path)["window_start"][: w - 1]))
+    _rewrite(path, "window_start", values=np.asarray(editable(path)["window_start"][: w - 1]))
     return [f"array 'window_start' has {w - 1} along 'window', other arrays have {w}"]
 
 
 def _clip_size_mismatch(path: Path) -> list:
     k = _sizes(path)["clip"]
-    starts = np.asarray(_group(path)["clip_start"][:])
+    starts = np.asarray(editable(path)["clip_start"][:])
     _rewrite(path, "clip_start", values=np.concatenate([starts, starts[:, :1]], axis=1))
     return [f"array 'clip_start' has {k + 1} along 'clip', other arrays have {k}"]
 
@@ -287,7 +265,7 @@ def _negative_window_offset(path: Path) -> list:
 
 def _windows_past_the_rows(path: Path) -> list:
     video = int(_windowed_videos(path)[-1])
-    count = int(_group(path)["window_count"][video])
+    count = int(editable(path)["window_count"][video])
     _set(path, "window_offset", video, _sizes(path)["window"] - count + 1)
     return ["window_offset + window_count runs past the window rows"]
 
@@ -295,18 +273,18 @@ def _windows_past_the_rows(path: Path) -> list:
 def _windows_up_to_the_last_row(path: Path) -> list:
     """The boundary: a video whose windows end exactly at the last row is fine."""
     video = int(_windowed_videos(path)[-1])
-    offset = int(_group(path)["window_offset"][video])
+    offset = int(editable(path)["window_offset"][video])
     _set(path, "window_count", video, _sizes(path)["window"] - offset)
     return []
 
 
 def _no_metadata_object(path: Path) -> list:
-    del _group(path).attrs[ATTRS_KEY]
+    del editable(path).attrs[ATTRS_KEY]
     return [f"root attrs lack the '{ATTRS_KEY}' object: not an anon-store store"]
 
 
 def _metadata_not_an_object(path: Path) -> list:
-    _group(path).attrs[ATTRS_KEY] = "[1, 2, 3]"
+    editable(path).attrs[ATTRS_KEY] = "[1, 2, 3]"
     return [f"root attrs lack the '{ATTRS_KEY}' object: not an anon-store store"]
 
 
@@ -365,7 +343,7 @@ def _stale_consolidated_extra_array(path: Path) -> list:
 
 
 def _stale_consolidated_removed_array(path: Path) -> list:
-    del _group(path)["window_start"]
+    del editable(path)["window_start"]
     return ["missing array 'window_start'", STALE]
 
 
