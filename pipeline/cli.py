@@ -299,6 +299,13 @@ def encoder_build_tiny(
         Path | None, typer.Option(help="Directory to write (default: the user cache)")
     ] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    motion_weight: Annotated[
+        float,
+        typer.Option(
+            help="Weight of the self-supervised motion objective (0: off, the default recipe; "
+            "5 keeps motions the pretrain labels never named: docs/encoder.md). Needs --output"
+        ),
+    ] = 0.0,
     overwrite: Annotated[
         bool, typer.Option(help="Replace a tiny encoder already in OUTPUT")
     ] = False,
@@ -317,6 +324,9 @@ def encoder_build_tiny(
         if output is None:
             if input is not None:
                 raise AnonStoreError("--input needs --output (the cache builds its own)")
+            if motion_weight:
+                raise AnonStoreError("--motion-weight needs --output (the cache holds the "
+                                     "default recipe, which --encoder tiny uses)")  # fmt: skip
             path = tiny.tiny_encoder_path(build_if_missing=True, progress=update)
             report = None
         else:
@@ -324,7 +334,7 @@ def encoder_build_tiny(
                 raise AnonStoreError("--input (a manifest with a pretrain split) is required "
                                      "with --output")  # fmt: skip
             check_output_dir(output, overwrite=False, inputs=[input])
-            config = tiny.TinyEncoderConfig(seed=seed)
+            config = tiny.TinyEncoderConfig(seed=seed, motion_weight=motion_weight)
             existing = output.is_dir() and any(output.iterdir())
             if existing and not (output / TINY_MANIFEST).is_file():
                 raise StoreError(f"{output} exists, is not empty and holds no tiny encoder")

@@ -18,6 +18,7 @@ CASES = {
                         "--splits-dir", "{tmp}/no-splits", "--output", "{tmp}/out/m.parquet"],
     "encoder build-tiny": ["encoder", "build-tiny", "--input", "{tmp}/no.parquet",
                            "--output", "{tmp}/out/encoder"],
+    "encoder build-tiny --motion-weight": ["encoder", "build-tiny", "--motion-weight", "5"],
     "extract": ["extract", "--input", "{tmp}/no.parquet", "--output", "{tmp}/out/raw.zarr"],
     "train": ["train", "--input", "{tmp}/no.zarr", "--output", "{tmp}/out/adapter"],
     "tune": ["tune", "--input", "{tmp}/no.zarr", "--output", "{tmp}/out/tuned"],

@@ -179,9 +179,17 @@ class DecodePool:
     reductions pass a file descriptor, not the bytes). One pool serves every shard of an
     extraction, so decoding runs on across shard boundaries."""
 
-    def __init__(self, workers: int, sampling: ClipSampling, *, nice: int = 0) -> None:
+    def __init__(
+        self, workers: int, sampling: ClipSampling, *, nice: int = 0, help_out: bool = False
+    ) -> None:
         self.workers = workers
         self.sampling = sampling
+        self.help_out = help_out
+        """While the oldest job is not ready, prepare a job no worker has started here instead
+        of waiting (for CPU encoders: the consumer's core would idle otherwise; a GPU's feeder
+        must stay free to pick the result up)."""
+        self.helped = 0
+        """Jobs prepared in this process by help_out."""
         self._pool = _process_pool(workers, nice) if workers > 0 else None
 
     def prepared(
@@ -209,8 +217,8 @@ class DecodePool:
             log.warning("decode worker processes failed (%s): decoding inline", error)
             _discard(self._pool)
             self._pool = None
-            for key, job, _ in queue:
-                yield key, prepare_job(job, self.sampling)
+            for key, job, future in queue:
+                yield key, _finished(future) or prepare_job(job, self.sampling)
             queue.clear()
             for key, job in jobs:
                 yield key, prepare_job(job, self.sampling)
@@ -218,13 +226,36 @@ class DecodePool:
             for _, _, future in queue:
                 future.cancel()
 
-    @staticmethod
     def _next(
-        queue: deque[tuple[int, DecodeJob, Future]],
+        self, queue: deque[tuple[int, DecodeJob, Future]]
     ) -> tuple[int, PreparedClips | VideoError]:
         """The oldest job's result; the job leaves the queue only once it has one (a broken
         pool leaves it there to be redone)."""
+        if self.help_out:
+            self._help(queue)
         key, _, future = queue[0]
         result = future.result()
         queue.popleft()
         return key, result
+
+    def _help(self, queue: deque[tuple[int, DecodeJob, Future]]) -> None:
+        """Until the oldest job is done: take the oldest job still waiting for a worker
+        (cancelling its future succeeds only then) and prepare it here. The result is the same
+        (prepare_job is deterministic), and it is consumed in its turn."""
+        while not queue[0][2].done():
+            for position, (key, job, future) in enumerate(queue):
+                if future.cancel():
+                    done: Future = Future()
+                    done.set_result(prepare_job(job, self.sampling))
+                    queue[position] = (key, job, done)
+                    self.helped += 1
+                    break
+            else:
+                return  # every job is with a worker: wait
+
+
+def _finished(future: Future) -> PreparedClips | VideoError | None:
+    """A future's result if it has one (e.g. prepared here by help_out), else None."""
+    if future.done() and not future.cancelled() and future.exception() is None:
+        return future.result()
+    return None

@@ -152,7 +152,12 @@ class ShardEncoder:
         opened = 0
         # Encoder batches are tens of MB: reused from the heap, not page-faulted in each time.
         with large_buffers_in_heap():
-            decoders = DecodePool(self.decode_workers, self.sampling, nice=self.decode_nice)
+            decoders = DecodePool(
+                self.decode_workers,
+                self.sampling,
+                nice=self.decode_nice,
+                help_out=self.encoder.device.type == "cpu",
+            )
             for video, prepared in decoders.prepared(jobs()):
                 while current is None or video not in current.videos:
                     if current is not None:

@@ -11,7 +11,6 @@ import warnings
 import pytest
 import torch
 
-from pipeline.data.clips import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.data.synth import SynthConfig, generate_benchmark
 from pipeline.encoders import load_encoder, tiny
 from pipeline.encoders.registry import TINY_MANIFEST, weights_sha256
@@ -23,6 +22,7 @@ from pipeline.encoders.tiny import (
     tiny_encoder_path,
 )
 from pipeline.errors import ConfigError, EncoderError
+from tests.support.clips import textured_scene
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -227,20 +227,6 @@ def test_a_slow_clock_changes_nothing_but_the_hard_stop(pretrain, tmp_path, monk
     assert stopped.stopped_by == "max_seconds" and stopped.steps < 3
 
 
-def test_colour_histogram_counts_joint_rgb_bins():
-    from pipeline.data.clips import ClipSampling, preprocess
-
-    clip = torch.zeros(1, 16, 64, 64, 3, dtype=torch.uint8)
-    clip[..., :] = torch.tensor([250, 10, 130], dtype=torch.uint8)  # bins (3, 0, 2) of 4
-    clip[:, :4, :32] = torch.tensor([0, 255, 64], dtype=torch.uint8)  # bins (0, 3, 1)
-    x = preprocess(clip, ClipSampling(frames_per_clip=16, size=64))
-    hist = tiny.colour_histogram(x, 4)
-    assert hist.shape == (1, 64)
-    assert hist[0, 3 * 16 + 0 * 4 + 2].item() == pytest.approx(1 - 1 / 8)
-    assert hist[0, 0 * 16 + 3 * 4 + 1].item() == pytest.approx(1 / 8)
-    assert hist.sum().item() == pytest.approx(1.0)
-
-
 @pytest.mark.parametrize("appearance", ["none", "histogram", "thumbnail", "attributes"])
 def test_appearance_objectives_train_and_are_recorded(pretrain, tmp_path, appearance):
     config = dataclasses.replace(MICRO, appearance=appearance, thumbnail_size=4)
@@ -256,7 +242,7 @@ def test_appearance_objectives_train_and_are_recorded(pretrain, tmp_path, appear
 
 
 def test_thumbnail_head_regresses_the_middle_frame():
-    config = dataclasses.replace(MICRO, appearance="thumbnail", thumbnail_size=2)
+    config = dataclasses.replace(MICRO, appearance="thumbnail", thumbnail_size=2, motion_weight=0)
     heads = tiny._Heads(config, n_actions=3, person={})
     pooled = torch.zeros(2, config.hidden_size)
     x = torch.zeros(2, 16, 3, 64, 64)
@@ -266,7 +252,8 @@ def test_thumbnail_head_regresses_the_middle_frame():
         heads.thumbnail.weight.zero_()
         heads.thumbnail.bias.zero_()
         heads.thumbnail.bias[:4] = 1.0  # predicts exactly the red middle frame
-    _, _, loss = heads.losses(pooled, x, y)
+    _, _, loss, motion = heads.losses(pooled, x, y)
+    assert motion.item() == 0.0
     assert loss.item() == pytest.approx(0.0, abs=1e-7)
     x[:, 0, 1] = 5.0  # other frames do not matter
     assert heads.losses(pooled, x, y)[2].item() == pytest.approx(0.0, abs=1e-7)
@@ -289,6 +276,15 @@ def test_colour_blob_init_reads_the_colour_of_a_quarter_patch():
     assert out[8:12].abs().max() < 1e-6  # colours are R, G, B, ...: filters 8-11 are blue
 
 
+def test_fields_added_since_v2_keep_the_cached_default_encoder_name():
+    # The encoders users have cached were named before motion_weight existed; at its inert
+    # value the name (and, measured, the weights) are unchanged, so nothing is rebuilt.
+    config = tiny.TinyEncoderConfig()
+    fields = dataclasses.asdict(config)
+    assert all(fields[name] == inert for name, inert in tiny._ADDED_SINCE_V2.items())
+    assert tiny.tiny_version(config) == "tiny-v2-caef1d7973"
+
+
 def test_cache_name_tracks_the_synthetic_generator_of_each_pretrain_world(monkeypatch):
     import dataclasses
 
@@ -304,33 +300,21 @@ def test_cache_name_tracks_the_synthetic_generator_of_each_pretrain_world(monkey
     assert tiny.tiny_version(config) == before
 
 
-def _normalised(rgb01: torch.Tensor) -> torch.Tensor:
-    """[T, 3, H, W] in 0..1 -> one ImageNet-normalised clip [1, T, 3, H, W]."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return ((rgb01 - mean) / std)[None]
-
-
-def test_texture_histogram_tells_flat_colour_from_stripes_and_their_direction():
-    bins, states = 3, tiny.EDGE_STATES
-    flat = torch.zeros(16, 3, 32, 32)
-    flat[:, 0] = 0.9  # red everywhere
-    hist = tiny.texture_histogram(_normalised(flat), bins)
-    assert hist.shape == (1, tiny.texture_size(bins))
-    per_scale = hist.view(tiny.TEXTURE_SCALES, -1)
-    assert torch.allclose(per_scale.sum(1), torch.ones(tiny.TEXTURE_SCALES))
-    red = (2 * bins + 0) * bins + 0  # colour index of (R high, G low, B low)
-    assert torch.allclose(per_scale[:, red * states], torch.ones(tiny.TEXTURE_SCALES))  # flat
-
-    stripes = flat.clone()
-    stripes[..., ::4] = 0.0  # black vertical lines every 4 columns: edges with an x gradient
-    stripes[..., 1::4] = 0.0
-    per_scale = tiny.texture_histogram(_normalised(stripes), bins).view(tiny.TEXTURE_SCALES, -1)
-    edges = per_scale[0].view(bins**3, states)[:, 1:].sum(0)  # orientation bins, all colours
-    assert int(edges.argmax()) == 0 and float(edges[0]) > 0.3  # gradient along x: angle 0
-    rotated = tiny.texture_histogram(_normalised(stripes.transpose(-1, -2)), bins)
-    edges_t = rotated.view(tiny.TEXTURE_SCALES, -1)[0].view(bins**3, states)[:, 1:].sum(0)
-    assert int(edges_t.argmax()) == 2  # horizontal lines: gradient along y, 90 degrees
+def test_motion_objective_trains_a_standardised_head(pretrain, tmp_path):
+    config = dataclasses.replace(MICRO, motion_weight=5.0)
+    report = build_tiny_encoder(pretrain, tmp_path / "enc", config)
+    assert report.final_appearance_loss > 0 and report.final_motion_loss > 0
+    assert tiny._Heads(MICRO, 3, {}).motion is None  # off by default
+    assert tiny.tiny_version(config) != tiny.tiny_version(MICRO)
+    heads = tiny._Heads(config, 3, {})
+    heads.train()
+    x = textured_scene(pan=0, object_dx=1).repeat(4, 1, 1, 1, 1)
+    x[1:] = x[1:].roll(8, dims=-1)  # different clips in the batch
+    loss = heads._motion_loss(torch.zeros(4, config.hidden_size), x)
+    assert torch.isfinite(loss) and int(heads.motion_seen) == 1
+    assert float(heads.motion_var.max()) > 0
+    with pytest.raises(ConfigError, match="motion_weight"):
+        TinyEncoderConfig(motion_weight=-1.0)
 
 
 def test_label_space_gives_each_world_its_own_classes_and_augmentation_maps():

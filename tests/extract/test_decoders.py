@@ -65,6 +65,22 @@ def test_processes_match_inline_and_survive_a_dead_worker(tiny_benchmark: Path) 
     assert all(_same(a, b) for (_, a), b in zip(rest, inline[1:], strict=True))
 
 
+def test_the_consumer_prepares_waiting_jobs_itself_with_the_same_results(
+    tiny_benchmark: Path,
+) -> None:
+    sampling = ClipSampling(frames_per_clip=8, size=32, static_clips=3)
+    jobs = _jobs(tiny_benchmark, count=12)
+    inline = [p for _, p in DecodePool(0, sampling).prepared(jobs)]
+    pool = DecodePool(1, sampling, help_out=True)
+    # One worker, 4 jobs in flight: the first result is not back when the consumer asks, so
+    # it takes the jobs still waiting for the worker instead of idling.
+    helped = list(pool.prepared(jobs))
+    assert [k for k, _ in helped] == list(range(len(jobs)))
+    assert all(_same(a, b) for (_, a), b in zip(helped, inline, strict=True))
+    assert pool.helped > 0
+    assert DecodePool(1, sampling).helped == 0  # off by default (GPU feeders must not wait)
+
+
 def test_errors_come_back_from_the_workers(tmp_path: Path) -> None:
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     job = DecodeJob(str(tmp_path / "broken.mp4"), "trimmed", "broken", 30, False, False)

@@ -16,8 +16,13 @@ from pipeline.extract import ExtractConfig, extract
 from pipeline.store.reader import open_store
 
 CHILD = """
-import sys
-from pipeline.extract import ExtractConfig, extract
+import sys, time
+from pipeline.extract import ExtractConfig, extract, run
+
+# Each commit takes a while longer, so the signal lands while shards are still being written
+# even when encoding (decode processes, a helping consumer) has run ahead of the commits.
+commit = run.commit_shard
+run.commit_shard = lambda *args: (commit(*args), time.sleep(0.3))
 extract(sys.argv[1], sys.argv[2], sys.argv[3], ExtractConfig(videos_per_chunk=2, batch_size=4))
 """
 
