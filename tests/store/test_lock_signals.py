@@ -16,8 +16,16 @@ from pipeline.extract import ExtractConfig, extract
 from pipeline.store.reader import open_store
 
 CHILD = """
-import sys, time
+import os, signal, sys, time
 from pipeline.extract import ExtractConfig, extract, run
+
+# What a terminal's Ctrl-C meets: Python's own SIGINT handler, nothing blocked, whatever the
+# process that started this one ignored or blocked (Python keeps an inherited SIG_IGN).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+if os.path.exists("/proc/self/status"):  # for the failure message
+    with open("/proc/self/status") as status:
+        sys.stderr.write("".join(l for l in status if l.startswith(("SigIgn", "SigBlk"))))
 
 # Each commit takes a while longer, so the signal lands while shards are still being written
 # even when encoding (decode processes, a helping consumer) has run ahead of the commits.
@@ -48,7 +56,7 @@ def test_signal_releases_the_lock_and_the_run_resumes(
     assert lock.exists(), "the run never took its lock"
     child.send_signal(signum)
     code = child.wait(timeout=120)
-    assert code != 0  # interrupted, not finished
+    assert code != 0, child.stderr.read()[-2000:]  # interrupted, not finished
     assert not lock.exists(), "the interrupted run left its lock behind"
     result = extract(
         manifest, str(tiny_encoder_dir), store, ExtractConfig(videos_per_chunk=2, batch_size=4)
