@@ -14,6 +14,7 @@ import torch
 from pipeline.data.synth import SynthConfig, generate_benchmark
 from pipeline.encoders import load_encoder, tiny
 from pipeline.encoders.registry import TINY_MANIFEST, weights_sha256
+from pipeline.encoders.targets import motion_statistics
 from pipeline.encoders.tiny import (
     TinyBuildReport,
     TinyEncoderConfig,
@@ -310,9 +311,15 @@ def test_motion_objective_trains_a_standardised_head(pretrain, tmp_path):
     heads.train()
     x = textured_scene(pan=0, object_dx=1).repeat(4, 1, 1, 1, 1)
     x[1:] = x[1:].roll(8, dims=-1)  # different clips in the batch
-    loss = heads._motion_loss(torch.zeros(4, config.hidden_size), x)
+    pooled = torch.zeros(4, config.hidden_size)
+    loss = heads._motion_loss(pooled, x)
     assert torch.isfinite(loss) and int(heads.motion_seen) == 1
-    assert float(heads.motion_var.max()) > 0
+    stats = motion_statistics(x)  # the first batch sets the standardisation outright
+    assert torch.allclose(heads.motion_mean, stats.mean(0))
+    assert torch.allclose(heads.motion_var, stats.var(0, unbiased=False))
+    heads.eval()  # evaluation never moves it
+    heads._motion_loss(pooled, x.flip(1))
+    assert int(heads.motion_seen) == 1 and torch.allclose(heads.motion_mean, stats.mean(0))
     with pytest.raises(ConfigError, match="motion_weight"):
         TinyEncoderConfig(motion_weight=-1.0)
 

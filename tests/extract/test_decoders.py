@@ -78,7 +78,9 @@ def test_the_consumer_prepares_waiting_jobs_itself_with_the_same_results(
     assert [k for k, _ in helped] == list(range(len(jobs)))
     assert all(_same(a, b) for (_, a), b in zip(helped, inline, strict=True))
     assert pool.helped > 0
-    assert DecodePool(1, sampling).helped == 0  # off by default (GPU feeders must not wait)
+    default = DecodePool(1, sampling)  # off unless asked (a GPU's feeder must not be busy)
+    assert all(_same(a, b) for (_, a), b in zip(default.prepared(jobs), inline, strict=True))
+    assert default.helped == 0
 
 
 def test_errors_come_back_from_the_workers(tmp_path: Path) -> None:
