@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.openmp import wait_policy
+
 # Nothing is ever downloaded: set before transformers is imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -79,6 +81,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "openmp_wait_policy": wait_policy() or "default (spin, then sleep)",
         "cuda": cuda,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }

@@ -1,6 +1,6 @@
 """`python -m pipeline` runs the anon-store command line."""
 
-from pipeline.cli import main
+from pipeline.entry import main
 
 if __name__ == "__main__":
     main()
