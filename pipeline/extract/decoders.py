@@ -28,6 +28,13 @@ from pipeline.data.clips import (
 from pipeline.data.decode import decode_image, decode_video
 from pipeline.data.prefetch import lower_this_thread_priority
 from pipeline.errors import VideoError, VideoTooShortError
+from pipeline.extract.slots import (
+    SLOTS_BEYOND_LOOK_AHEAD,
+    FrameSlots,
+    SlotRef,
+    slot_bytes,
+    write_frames,
+)
 from store_schema import IMAGE_KIND
 
 log = logging.getLogger(__name__)
@@ -123,32 +130,57 @@ def _watch(owner: int) -> None:
 
 _PICKLED_FIELDS = ("clip_rows", "window_rows", "static", "static_theta")
 """PreparedClips tensors that travel pickled in the result pipe as numpy arrays. A torch tensor
-goes through a new shared-memory file whose descriptor the consumer fetches from the worker over
-a socket: worth it for the frames (19 MB per video at 224 px: pickled, the consumer spent 23 ms
-per video copying them), not for the small index and static arrays (four round trips per video;
-tiny encoder, 2 cores: 2.4-2.6 CPU ms per clip with all five as tensors, 2.2-2.3 with these
-pickled)."""
+would go through a new shared-memory file whose descriptor the consumer fetches from the worker
+over a socket (tiny encoder, 2 cores: 2.4-2.6 CPU ms per clip with all five as tensors, 2.2-2.3
+with these pickled). The frames, 19 MB per video at 224 px (pickled, the consumer spent 23 ms per
+video copying them), go into a reused slot (pipeline.extract.slots), or a file of their own when
+they do not fit."""
 
 
-def _run_job(job: DecodeJob, sampling: ClipSampling) -> PreparedClips | VideoError:
-    """prepare_job in a worker process, its small tensors as numpy arrays (_PICKLED_FIELDS)."""
+@dataclass(frozen=True)
+class _InSlot:
+    """A worker's result whose frames are in its job's slot (pipeline.extract.slots)."""
+
+    prepared: PreparedClips
+    """Frames replaced by an empty array."""
+    shape: tuple[int, ...]
+
+
+def _run_job(
+    job: DecodeJob, sampling: ClipSampling, slot: SlotRef | None = None
+) -> PreparedClips | _InSlot | VideoError:
+    """prepare_job in a worker process: the frames into `slot` when they fit (else through a
+    shared-memory file of their own), the small tensors as numpy arrays (_PICKLED_FIELDS)."""
     prepared = prepare_job(job, sampling)
     if isinstance(prepared, VideoError):
         return prepared
     arrays = {name: getattr(prepared, name) for name in _PICKLED_FIELDS}
-    return dataclasses.replace(
+    prepared = dataclasses.replace(
         prepared, **{k: None if v is None else v.numpy() for k, v in arrays.items()}
     )
+    if slot is not None and write_frames(slot, prepared.frames):
+        shape = tuple(prepared.frames.shape)
+        return _InSlot(dataclasses.replace(prepared, frames=np.empty(0, np.uint8)), shape)
+    return prepared
 
 
-def _as_tensors(prepared: PreparedClips | VideoError) -> PreparedClips | VideoError:
-    """A worker's result with its numpy arrays back as tensors (no copy)."""
-    if isinstance(prepared, VideoError) or isinstance(prepared.clip_rows, torch.Tensor):
-        return prepared
-    arrays = {name: getattr(prepared, name) for name in _PICKLED_FIELDS}
-    return dataclasses.replace(
-        prepared, **{k: None if v is None else torch.from_numpy(v) for k, v in arrays.items()}
-    )
+def _as_tensors(
+    result: PreparedClips | _InSlot | VideoError, slots: FrameSlots | None, slot: int | None
+) -> PreparedClips | VideoError:
+    """A worker's result with its numpy arrays back as tensors (no copy) and its frames copied
+    out of its slot, which is free again (a view would dangle once the slot is reused or the
+    extraction ends, whatever a caller keeps)."""
+    frames = None
+    if slot is not None and slots is not None:
+        frames = slots.copy_out(slot, result.shape) if isinstance(result, _InSlot) else None
+        slots.give_back(slot)
+    if isinstance(result, _InSlot):
+        result = result.prepared
+    if isinstance(result, VideoError) or isinstance(result.clip_rows, torch.Tensor):
+        return result
+    arrays = {name: getattr(result, name) for name in _PICKLED_FIELDS}
+    tensors = {k: None if v is None else torch.from_numpy(v) for k, v in arrays.items()}
+    return dataclasses.replace(result, **tensors, **({} if frames is None else {"frames": frames}))
 
 
 _POOLS: dict[tuple[int, int, int], ProcessPoolExecutor] = {}
@@ -217,6 +249,8 @@ class DecodePool:
         must stay free to pick the result up)."""
         self.helped = 0
         """Jobs prepared in this process by help_out."""
+        self.via_slots = 0
+        """Results whose frames came back through a reused slot (pipeline.extract.slots)."""
         self._pool = _process_pool(workers, nice) if workers > 0 else None
 
     def prepared(
@@ -228,15 +262,16 @@ class DecodePool:
                 yield key, prepare_job(job, self.sampling)
             return
         depth = LOOK_AHEAD_PER_WORKER * self.workers
-        queue: deque[tuple[int, DecodeJob, Future]] = deque()
+        slots = FrameSlots(depth + SLOTS_BEYOND_LOOK_AHEAD, slot_bytes(self.sampling))
+        queue: deque[_Queued] = deque()
         jobs = iter(jobs)
         try:
             for key, job in jobs:
-                queue.append((key, job, self._pool.submit(_run_job, job, self.sampling)))
+                queue.append(self._submit(key, job, slots))
                 if len(queue) >= depth:
-                    yield self._next(queue)
+                    yield self._next(queue, slots)
             while queue:
-                yield self._next(queue)
+                yield self._next(queue, slots)
         except BrokenProcessPool as error:
             # A worker died (killed, out of memory) or the processes could not start at all
             # (e.g. a __main__ they cannot re-import): the jobs are deterministic, so the rest
@@ -244,45 +279,61 @@ class DecodePool:
             log.warning("decode worker processes failed (%s): decoding inline", error)
             _discard(self._pool)
             self._pool = None
-            for key, job, future in queue:
-                yield key, _finished(future) or prepare_job(job, self.sampling)
-            queue.clear()
+            while queue:
+                key, job, future, slot = queue.popleft()
+                yield key, _finished(future, slots, slot) or prepare_job(job, self.sampling)
             for key, job in jobs:
                 yield key, prepare_job(job, self.sampling)
         finally:
-            for _, _, future in queue:
+            for _, _, future, _ in queue:
                 future.cancel()
+            slots.close()
+
+    def _submit(self, key: int, job: DecodeJob, slots: FrameSlots) -> _Queued:
+        assert self._pool is not None
+        slot = slots.take()
+        ref = None if slot is None else slots.ref(slot)
+        return key, job, self._pool.submit(_run_job, job, self.sampling, ref), slot
 
     def _next(
-        self, queue: deque[tuple[int, DecodeJob, Future]]
+        self, queue: deque[_Queued], slots: FrameSlots
     ) -> tuple[int, PreparedClips | VideoError]:
         """The oldest job's result; the job leaves the queue only once it has one (a broken
         pool leaves it there to be redone)."""
         if self.help_out:
-            self._help(queue)
-        key, _, future = queue[0]
-        result = _as_tensors(future.result())
+            self._help(queue, slots)
+        key, _, future, slot = queue[0]
+        raw = future.result()
+        self.via_slots += isinstance(raw, _InSlot)
+        result = _as_tensors(raw, slots, slot)
         queue.popleft()
         return key, result
 
-    def _help(self, queue: deque[tuple[int, DecodeJob, Future]]) -> None:
+    def _help(self, queue: deque[_Queued], slots: FrameSlots) -> None:
         """Until the oldest job is done: take the oldest job still waiting for a worker
         (cancelling its future succeeds only then) and prepare it here. The result is the same
         (prepare_job is deterministic), and it is consumed in its turn."""
         while not queue[0][2].done():
-            for position, (key, job, future) in enumerate(queue):
+            for position, (key, job, future, slot) in enumerate(queue):
                 if future.cancel():
                     done: Future = Future()
                     done.set_result(prepare_job(job, self.sampling))
-                    queue[position] = (key, job, done)
+                    slots.give_back(slot)
+                    queue[position] = (key, job, done, None)
                     self.helped += 1
                     break
             else:
                 return  # every job is with a worker: wait
 
 
-def _finished(future: Future) -> PreparedClips | VideoError | None:
+_Queued = tuple[int, DecodeJob, Future, int | None]
+"""A job in flight: its key, the job, its future and the slot its frames may come back in."""
+
+
+def _finished(
+    future: Future, slots: FrameSlots, slot: int | None
+) -> PreparedClips | VideoError | None:
     """A future's result if it has one (e.g. prepared here by help_out), else None."""
     if future.done() and not future.cancelled() and future.exception() is None:
-        return _as_tensors(future.result())
+        return _as_tensors(future.result(), slots, slot)
     return None

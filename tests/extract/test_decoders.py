@@ -54,6 +54,7 @@ def test_processes_match_inline_and_survive_a_dead_worker(tiny_benchmark: Path) 
     first = list(pool.prepared(jobs))
     assert [k for k, _ in first] == list(range(len(jobs)))
     assert all(_same(a, b) for (_, a), b in zip(first, inline, strict=True))
+    assert pool.via_slots == len(jobs)  # every video's frames came back through a reused slot
     # A worker killed mid-run (out of memory, say): the rest is decoded inline, nothing lost.
     executor = _process_pool(1, 0)
     stream = DecodePool(1, sampling).prepared(jobs)
