@@ -234,9 +234,9 @@ class DecodePool:
     """`workers` decode processes (0: decode inline in this process) that prepare jobs ahead of
     the consumer. Results come back in job order (so batches, and thus the stored bits, do not
     depend on the number of workers) while up to ``LOOK_AHEAD_PER_WORKER`` jobs per worker are
-    in flight, finishing in any order. Frames come back through shared memory, the small
-    arrays pickled (_PICKLED_FIELDS). One pool serves every shard of an
-    extraction, so decoding runs on across shard boundaries."""
+    in flight, finishing in any order. Frames come back through reused shared-memory slots
+    (pipeline.extract.slots), the small arrays pickled (_PICKLED_FIELDS). One pool serves every
+    shard of an extraction, so decoding runs on across shard boundaries."""
 
     def __init__(
         self, workers: int, sampling: ClipSampling, *, nice: int = 0, help_out: bool = False

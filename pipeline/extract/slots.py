@@ -4,7 +4,6 @@ extraction by the extracting process, named in each job, copied out as each resu
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.shared_memory import SharedMemory
@@ -31,8 +30,6 @@ class SlotRef:
 
     name: str
     nbytes: int
-    generation: str
-    """The FrameSlots the slot belongs to: a worker drops its mappings of older ones."""
 
 
 class FrameSlots:
@@ -41,7 +38,6 @@ class FrameSlots:
 
     def __init__(self, count: int, nbytes: int) -> None:
         self.nbytes = nbytes
-        self.generation = uuid.uuid4().hex
         self._segments: list[SharedMemory] = []
         self._free: deque[int] = deque()
         try:
@@ -61,7 +57,7 @@ class FrameSlots:
             self._free.append(slot)
 
     def ref(self, slot: int) -> SlotRef:
-        return SlotRef(self._segments[slot].name, self.nbytes, self.generation)
+        return SlotRef(self._segments[slot].name, self.nbytes)
 
     def copy_out(self, slot: int, shape: tuple[int, ...]) -> torch.Tensor:
         """A copy of the uint8 frames a worker wrote into `slot`."""
@@ -80,29 +76,21 @@ class FrameSlots:
         self._free.clear()
 
 
-_ATTACHED: dict[str, SharedMemory] = {}
-"""A decode process's mappings of the current generation's slots, by name."""
-_GENERATION: list[str] = [""]
-
-
 def write_frames(ref: SlotRef, frames: torch.Tensor) -> bool:
     """In a decode process: copy `frames` (uint8, contiguous) into the slot; False if they do
-    not fit or the slot is gone (its extraction ended), and nothing was written."""
+    not fit or the slot is gone (its extraction ended), and nothing was written. The slot is
+    mapped for this write only: a kept worker holding mappings would keep an ended extraction's
+    segments in memory (up to ~1 GB of /dev/shm at 224 px with 14 workers)."""
     if not 0 < frames.nbytes <= ref.nbytes:
         return False
-    if ref.generation != _GENERATION[0]:
-        for segment in _ATTACHED.values():
-            segment.close()
-        _ATTACHED.clear()
-        _GENERATION[0] = ref.generation
-    segment = _ATTACHED.get(ref.name)
-    if segment is None:
-        try:
-            segment = SharedMemory(name=ref.name)
-        except FileNotFoundError:
-            return False
-        _ATTACHED[ref.name] = segment
-    target = np.ndarray(tuple(frames.shape), dtype=np.uint8, buffer=segment.buf)
-    target[...] = frames.numpy()
-    del target  # no export of the buffer may outlive the write (close() refuses otherwise)
+    try:
+        segment = SharedMemory(name=ref.name)
+    except FileNotFoundError:
+        return False
+    try:
+        target = np.ndarray(tuple(frames.shape), dtype=np.uint8, buffer=segment.buf)
+        target[...] = frames.numpy()
+        del target  # no export of the buffer may outlive the write (close() refuses otherwise)
+    finally:
+        segment.close()
     return True

@@ -1,5 +1,5 @@
 """Reused shared-memory frame slots: what fits is written and copied out intact, what does not
-fit is refused untouched, and closing removes every segment."""
+fit is refused untouched, and closing removes every segment for good."""
 
 from __future__ import annotations
 
@@ -48,8 +48,12 @@ def test_close_removes_every_segment() -> None:
     slots = FrameSlots(3, 64)
     names = [slots.ref(i).name.lstrip("/") for i in range(3)]
     assert all((Path("/dev/shm") / name).exists() for name in names)
+    ref = slots.ref(0)
     slots.close()
     assert not any((Path("/dev/shm") / name).exists() for name in names)
+    # A worker still busy with a job of the ended extraction writes nothing and says so.
+    assert not write_frames(ref, torch.ones(8, dtype=torch.uint8))
+    assert not (Path("/dev/shm") / names[0]).exists()
 
 
 def test_a_slot_holds_every_frame_of_a_videos_normal_clips(tiny_benchmark: Path) -> None:
