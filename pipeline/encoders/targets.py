@@ -12,12 +12,17 @@ import torch.nn.functional as F
 from pipeline.data.clips import IMAGENET_MEAN, IMAGENET_STD
 
 
+def _rgb01(pixels: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised clips [B, T, C, H, W] back on the 0..1 scale."""
+    mean = pixels.new_tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
+    std = pixels.new_tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
+    return pixels * std + mean
+
+
 def colour_histogram(pixels: torch.Tensor, bins: int) -> torch.Tensor:
     """Joint RGB histogram (frequencies, bins**3 per clip) of ImageNet-normalised clips
     [B, T, C, H, W], over all frames and pixels."""
-    mean = pixels.new_tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
-    std = pixels.new_tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
-    levels = ((pixels * std + mean) * bins).floor().clamp_(0, bins - 1).long()
+    levels = (_rgb01(pixels) * bins).floor().clamp_(0, bins - 1).long()
     index = (levels[:, :, 0] * bins + levels[:, :, 1]) * bins + levels[:, :, 2]  # [B, T, H, W]
     flat = index.flatten(1)
     counts = torch.zeros(flat.shape[0], bins**3, device=pixels.device, dtype=pixels.dtype)
@@ -47,11 +52,9 @@ def texture_histogram(pixels: torch.Tensor, bins: int, edge: float = 0.08) -> to
     when the luminance gradient is below ``edge`` (fraction of full range), else one of 4
     orientations); computed on TEXTURE_FRAMES evenly spaced frames.
     """
-    mean = pixels.new_tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
-    std = pixels.new_tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
     t = pixels.shape[1]
     frames = torch.linspace(0, t - 1, min(t, TEXTURE_FRAMES)).round().long().to(pixels.device)
-    rgb = (pixels[:, frames] * std + mean).clamp(0, 1).flatten(0, 1)  # [B * F, 3, H, W]
+    rgb = _rgb01(pixels[:, frames]).clamp(0, 1).flatten(0, 1)  # [B * F, 3, H, W]
     parts = []
     for scale in range(TEXTURE_SCALES):
         img = F.avg_pool2d(rgb, 2**scale) if scale else rgb

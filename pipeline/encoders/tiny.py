@@ -446,8 +446,8 @@ class _Heads(torch.nn.Module):
     def losses(
         self, pooled: torch.Tensor, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(action logits, action loss, weighted auxiliary loss = appearance + motion, its
-        weighted motion part) for pixels x [B, T, C, H, W]."""
+        """(action logits, action loss, weighted appearance loss, weighted motion loss) for
+        pixels x [B, T, C, H, W]."""
         logits = self.action(pooled)
         action_loss = F.cross_entropy(logits, y[:, 0])
         appearance = pooled.new_zeros(())
@@ -478,7 +478,6 @@ class _Heads(torch.nn.Module):
         motion = pooled.new_zeros(())
         if self.motion is not None:
             motion = self.config.motion_weight * self._motion_loss(pooled, x)
-            weighted = weighted + motion
         return logits, action_loss, weighted, motion
 
     def _motion_loss(self, pooled: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -737,14 +736,14 @@ def _train(
             group["lr"] = lr
         pooled = model(pixel_values=x).last_hidden_state.mean(dim=1)
         logits, action_loss, appearance_loss, motion_loss = heads.losses(pooled, x, y)
-        loss = action_loss + appearance_loss
+        loss = action_loss + (appearance_loss + motion_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         opt.step()
         losses.append(loss.item())
         motion_losses.append(motion_loss.item())
-        appearance_losses.append(appearance_loss.item() - motion_losses[-1])
+        appearance_losses.append(appearance_loss.item())
         accs.append(float((logits.argmax(1) == y[:, 0]).float().mean()))
         step += 1
         if progress:

@@ -165,17 +165,17 @@ def _run_job(
 
 
 def _as_tensors(
-    result: PreparedClips | _InSlot | VideoError, slots: FrameSlots | None, slot: int | None
+    result: PreparedClips | _InSlot | VideoError, slots: FrameSlots, slot: int | None
 ) -> PreparedClips | VideoError:
     """A worker's result with its numpy arrays back as tensors (no copy) and its frames copied
     out of its slot, which is free again (a view would dangle once the slot is reused or the
     extraction ends, whatever a caller keeps)."""
     frames = None
-    if slot is not None and slots is not None:
-        frames = slots.copy_out(slot, result.shape) if isinstance(result, _InSlot) else None
-        slots.give_back(slot)
     if isinstance(result, _InSlot):
+        assert slot is not None
+        frames = slots.copy_out(slot, result.shape)
         result = result.prepared
+    slots.give_back(slot)
     if isinstance(result, VideoError) or isinstance(result.clip_rows, torch.Tensor):
         return result
     arrays = {name: getattr(result, name) for name in _PICKLED_FIELDS}
