@@ -225,7 +225,8 @@ REQUIRED_ATTRS: dict[str, str] = {
     "kind": "raw | sanitized.",
     "status": "creating | writing | complete; 'complete' is written last.",
     "store_id": "Random id of this store (uuid4 hex).",
-    "fingerprint": "Hash of what determines the content: manifest, encoder, sampling, splits.",
+    "fingerprint": "Hash of what determines the content: manifest, encoder, sampling, splits "
+    "(and the decoder when it is not PyAV).",
     "created_at": "UTC ISO time the store was created.",
     "producer": "{name, version} of the software that wrote it.",
     "provenance": "How the features were made: extracted | imported | sanitized.",
@@ -244,6 +245,7 @@ SANITIZED_ATTRS: dict[str, str] = {
 """Extra root attrs of sanitized stores."""
 
 OPTIONAL_ATTRS: dict[str, str] = {
+    "decoder": "Extracted stores: what decoded the videos, {name, pyav, libavcodec} versions.",
     "audit": "Written by `anon-store audit`: attacker cMAP (MLP / linear, static / normal clips) "
     "over person attributes on the privacy split, chance, leakage vs a raw store, seeds, date.",
 }

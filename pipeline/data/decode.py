@@ -54,6 +54,16 @@ THREAD_MIN_PIXELS = 1280 * 720
 _INTERPOLATION = "AREA"
 _FALLBACK_FRAMES = 64  # initial buffer when the header's frame count cannot be allocated
 
+DECODER = "pyav"
+"""Name of the decoder this module is (recorded in raw stores; see decoder_identity)."""
+
+
+def decoder_identity() -> dict[str, str]:
+    """What decoded a store's videos: the decoder's name, PyAV's version and libavcodec's (two
+    FFmpeg builds may round a frame differently; the store's attrs record both)."""
+    codec = av.library_versions.get("libavcodec", ())
+    return {"name": DECODER, "pyav": str(av.__version__), "libavcodec": ".".join(map(str, codec))}
+
 
 def probe_video(path: str | os.PathLike[str]) -> tuple[int, float, int, int]:
     """(num_frames, fps, width, height) from the container header, without decoding.

@@ -30,6 +30,17 @@ def colour_histogram(pixels: torch.Tensor, bins: int) -> torch.Tensor:
     return counts / flat.shape[1]
 
 
+def patch_histograms(pixels: torch.Tensor, bins: int, tubelet: int, patch: int) -> torch.Tensor:
+    """Joint RGB histogram of each token's voxels (tubelet frames x patch x patch pixels) of
+    ImageNet-normalised clips [B, T, C, H, W]: [B, tokens, bins**3] in VideoMAE's token order
+    (time slot, row, column)."""
+    b, t, c, h, w = pixels.shape
+    nt, nh, nw = t // tubelet, h // patch, w // patch
+    x = pixels.reshape(b, nt, tubelet, c, nh, patch, nw, patch)
+    x = x.permute(0, 1, 4, 6, 2, 3, 5, 7).reshape(b * nt * nh * nw, tubelet, c, patch, patch)
+    return colour_histogram(x, bins).reshape(b, nt * nh * nw, bins**3)
+
+
 EDGE_STATES = 5
 """Per pixel: flat, or an edge at 0, 45, 90 or 135 degrees."""
 TEXTURE_SCALES = 2

@@ -77,6 +77,7 @@ from pipeline.encoders.targets import (
     MOTION_SIZE,
     colour_histogram,
     motion_statistics,
+    patch_histograms,
     texture_histogram,
     texture_size,
 )
@@ -179,6 +180,16 @@ class TinyEncoderConfig:
     """Weight of the self-supervised motion objective (0 = off, the default; 5 measured): regress
     the clip's camera-compensated motion statistics (targets.motion_statistics, standardised)
     from the pooled embedding, so that motion the action labels never named is kept too."""
+    local_weight: float = 0.0
+    """Weight of a per-token appearance objective (0 = off): each output token regresses the
+    colour histogram (histogram_bins, ** histogram_power) of its own voxels, so the mean-pooled
+    embedding is a sum of local colour codes (a scarf fills much of one patch, little of the
+    frame) rather than one global histogram."""
+    static_fraction: float = 0.0
+    """Share of each batch that are static clips (one frame of the window repeated), trained on
+    the appearance and motion objectives only (no action label): the clips the privacy
+    attackers and the adapter's privacy loss read are then not out of the encoder's
+    distribution."""
 
     def __post_init__(self) -> None:
         for name in ("image_size", "num_frames", "patch_size", "tubelet_size", "hidden_size",
@@ -201,6 +212,8 @@ class TinyEncoderConfig:
         if self.texture_bins < 1 or self.texture_weight < 0 or self.motion_weight < 0:
             raise ConfigError("tiny encoder: texture_bins must be >= 1, texture_weight and "
                               "motion_weight >= 0")  # fmt: skip
+        if self.local_weight < 0 or not 0 <= self.static_fraction < 1:
+            raise ConfigError("tiny encoder: local_weight >= 0 and 0 <= static_fraction < 1")
         if not self.max_seconds > 0 or self.lr <= 0:
             raise ConfigError("tiny encoder: max_seconds and lr must be positive")
 
@@ -436,6 +449,9 @@ class _Heads(torch.nn.Module):
         )
         self.attributes = torch.nn.ModuleList(torch.nn.Linear(d, n) for n in person.values())
         self.motion = torch.nn.Linear(d, MOTION_SIZE) if config.motion_weight > 0 else None
+        self.local = (
+            torch.nn.Linear(d, config.histogram_bins**3) if config.local_weight > 0 else None
+        )
         if self.motion is not None:
             # Running mean / variance of the motion statistics: their scales differ by orders
             # of magnitude, so each is regressed standardised.
@@ -444,12 +460,18 @@ class _Heads(torch.nn.Module):
             self.register_buffer("motion_seen", torch.zeros((), dtype=torch.long))
 
     def losses(
-        self, pooled: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+        self, tokens: torch.Tensor, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(action logits, action loss, weighted appearance loss, weighted motion loss) for
-        pixels x [B, T, C, H, W]."""
+        output tokens [B, N, D] of pixels x [B, T, C, H, W]."""
+        pooled = tokens.mean(dim=1)
         logits = self.action(pooled)
-        action_loss = F.cross_entropy(logits, y[:, 0])
+        # Static clips carry no action (-1): they train the appearance and motion heads only.
+        action_loss = (
+            F.cross_entropy(logits, y[:, 0], ignore_index=-1)
+            if bool((y[:, 0] >= 0).any())
+            else logits.sum() * 0.0
+        )
         appearance = pooled.new_zeros(())
         texture = pooled.new_zeros(())
         if self.histogram is not None:
@@ -475,6 +497,12 @@ class _Heads(torch.nn.Module):
             ]
             appearance = torch.stack(parts).mean() if parts else appearance
         weighted = self.config.appearance_weight * appearance + self.config.texture_weight * texture
+        if self.local is not None:
+            c = self.config
+            target = patch_histograms(x, c.histogram_bins, c.tubelet_size, c.patch_size)
+            target = target.pow(c.histogram_power)
+            local = (self.local(tokens) - target).square().sum(2).mean()
+            weighted = weighted + c.local_weight * local
         motion = pooled.new_zeros(())
         if self.motion is not None:
             motion = self.config.motion_weight * self._motion_loss(pooled, x)
@@ -660,7 +688,8 @@ def _batch(
     config: TinyEncoderConfig,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random window of each chosen video, randomly flipped / reversed with labels remapped.
+    """A random window of each chosen video, randomly flipped / reversed with labels remapped,
+    and made static (static_fraction: one frame repeated, action label -1).
 
     Returns pixels [B, T, C, H, W] and labels [B, 1 + attributes] (the action remapped).
     """
@@ -670,14 +699,22 @@ def _batch(
     starts = [int(rng.integers(0, len(videos[i]) - t + 1)) for i in idx]
     do_flip = rng.random(len(idx)) < 0.5
     do_rev = rng.random(len(idx)) < 0.5
+    # Drawn only when used: the default recipe's random stream (and so its weights) is unchanged.
+    do_static = (
+        rng.random(len(idx)) < config.static_fraction
+        if config.static_fraction > 0
+        else np.zeros(len(idx), dtype=bool)
+    )
     clips, ys = [], []
-    for i, s, f, r in zip(idx, starts, do_flip, do_rev, strict=True):
+    for i, s, f, r, still in zip(idx, starts, do_flip, do_rev, do_static, strict=True):
         clip, labels = videos[i][s : s + t], video_labels[i].copy()
         y = int(labels[0])
         if f and flips[y] >= 0:
             clip, y = clip.flip(2), int(flips[y])
         if r and reverses[y] >= 0:
             clip, y = clip.flip(0), int(reverses[y])
+        if still:
+            clip, y = clip[int(rng.integers(0, t))].expand(t, *clip.shape[1:]), -1
         labels[0] = y
         clips.append(clip)
         ys.append(labels)
@@ -734,8 +771,8 @@ def _train(
         lr = _lr(step, config)
         for group in opt.param_groups:
             group["lr"] = lr
-        pooled = model(pixel_values=x).last_hidden_state.mean(dim=1)
-        logits, action_loss, appearance_loss, motion_loss = heads.losses(pooled, x, y)
+        tokens = model(pixel_values=x).last_hidden_state
+        logits, action_loss, appearance_loss, motion_loss = heads.losses(tokens, x, y)
         loss = action_loss + (appearance_loss + motion_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -744,7 +781,8 @@ def _train(
         losses.append(loss.item())
         motion_losses.append(motion_loss.item())
         appearance_losses.append(appearance_loss.item())
-        accs.append(float((logits.argmax(1) == y[:, 0]).float().mean()))
+        labelled = y[:, 0] >= 0
+        accs.append(float((logits.argmax(1) == y[:, 0])[labelled].float().mean()))
         step += 1
         if progress:
             progress("train", step, config.max_steps)
@@ -823,7 +861,11 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
-_ADDED_SINCE_V2 = {"motion_weight": 0.0}
+_ADDED_SINCE_V2 = {
+    "motion_weight": 0.0,
+    "local_weight": 0.0,
+    "static_fraction": 0.0,
+}
 """Recipe fields added after RECIPE_VERSION 2 and the value at which they change nothing: hashed
 only when set otherwise, so the encoders already cached keep their names (the same weights:
 sha256 3ce559a7... with or without the field)."""

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.clips import ClipSampling, window_starts
+from pipeline.data.decode import DECODER
 from pipeline.data.manifest import Manifest
 from pipeline.errors import ConfigError, VideoError
 from pipeline.extract.config import DEFAULT_EXCLUDED_SPLITS, ExtractConfig
@@ -102,9 +103,10 @@ def plan_extraction(
     config: ExtractConfig,
     *,
     only: set[str] | None = None,
+    decoder: str = DECODER,
 ) -> ExtractionPlan:
     """Select videos (of the extracted splits; with `only`, just those ids), lay out the store,
-    and fingerprint everything that determines its content."""
+    and fingerprint everything that determines its content (the decoder's name included)."""
     table = manifest.table
     all_splits = [str(s) for s in table.column("split").to_pylist()]
     if config.splits is None:
@@ -193,6 +195,10 @@ def plan_extraction(
         "videos_per_chunk": layout.videos_per_chunk,
         "window_chunk": layout.window_chunk,
     }
+    if decoder != DECODER:
+        # Hashed only when it is not PyAV, the decoder every store so far was extracted with:
+        # their fingerprints (and so resuming them) stay valid.
+        identity["decoder"] = decoder
     if only is not None:
         identity["only"] = hashlib.sha256("\n".join(sorted(only)).encode()).hexdigest()
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

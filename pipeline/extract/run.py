@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.clips import ClipSampling
+from pipeline.data.decode import decoder_identity
 from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.encoders.registry import VideoEncoder, load_encoder
 from pipeline.encoders.tiny import resolve_encoder_source
@@ -125,6 +126,7 @@ def raw_store_meta(
     meta = base_attrs("raw", plan.fingerprint, provenance="extracted")
     meta.update(
         encoder=dict(encoder.identity),
+        decoder=decoder_identity(),
         sampling=sampling_json(sampling),
         dataset={
             "name": info.name,

@@ -66,3 +66,25 @@ def test_motion_statistics_locate_moving_objects_and_their_direction_without_the
     luma = (pan * std + mean).mean(2)
     raw_energy = float((luma[:, 1:] - luma[:, :-1]).abs().mean())
     assert float(targets.motion_statistics(pan)[0, energy].mean()) < 0.5 * raw_energy
+
+
+def test_patch_histograms_are_each_tokens_own_colours_in_videomae_order():
+    from pipeline.data.clips import ClipSampling, preprocess
+
+    clip = torch.zeros(1, 16, 64, 64, 3, dtype=torch.uint8)  # black: bin 0 everywhere
+    clip[:, :, 16:32, 48:64] = torch.tensor([255, 0, 0], dtype=torch.uint8)  # row 1, column 3
+    clip[:, :8, 0:8, 0:16] = torch.tensor([0, 0, 255], dtype=torch.uint8)  # token 0: half, 8 frames
+    x = preprocess(clip, ClipSampling(frames_per_clip=16, size=64))
+    local = targets.patch_histograms(x, 4, tubelet=16, patch=16)
+    assert local.shape == (1, 16, 64)
+    red, blue = 3 * 16, 3
+    assert local[0, 1 * 4 + 3, red].item() == pytest.approx(1.0)
+    assert local[0, 0, blue].item() == pytest.approx(0.25)  # 8 of 16 rows for 8 of 16 frames
+    assert local[0, 0, 0].item() == pytest.approx(0.75)
+    assert local[0, 5, 0].item() == pytest.approx(1.0)
+    # Two time slots split the frames: the blue half-patch is in the first slot only.
+    slots = targets.patch_histograms(x, 4, tubelet=8, patch=16)
+    assert slots.shape == (1, 32, 64)
+    assert slots[0, 0, blue].item() == pytest.approx(0.5) and slots[0, 16, blue].item() == 0.0
+    # Their mean over tokens is the clip's histogram (the pooled target).
+    assert torch.allclose(local.mean(1), targets.colour_histogram(x, 4), atol=1e-6)

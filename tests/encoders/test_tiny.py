@@ -245,7 +245,7 @@ def test_appearance_objectives_train_and_are_recorded(pretrain, tmp_path, appear
 def test_thumbnail_head_regresses_the_middle_frame():
     config = dataclasses.replace(MICRO, appearance="thumbnail", thumbnail_size=2, motion_weight=0)
     heads = tiny._Heads(config, n_actions=3, person={})
-    pooled = torch.zeros(2, config.hidden_size)
+    tokens = torch.zeros(2, 16, config.hidden_size)
     x = torch.zeros(2, 16, 3, 64, 64)
     x[:, 8, 0] = 1.0  # middle frame red channel
     y = torch.zeros(2, 1, dtype=torch.long)
@@ -253,13 +253,13 @@ def test_thumbnail_head_regresses_the_middle_frame():
         heads.thumbnail.weight.zero_()
         heads.thumbnail.bias.zero_()
         heads.thumbnail.bias[:4] = 1.0  # predicts exactly the red middle frame
-    _, _, loss, motion = heads.losses(pooled, x, y)
+    _, _, loss, motion = heads.losses(tokens, x, y)
     assert motion.item() == 0.0
     assert loss.item() == pytest.approx(0.0, abs=1e-7)
     x[:, 0, 1] = 5.0  # other frames do not matter
-    assert heads.losses(pooled, x, y)[2].item() == pytest.approx(0.0, abs=1e-7)
+    assert heads.losses(tokens, x, y)[2].item() == pytest.approx(0.0, abs=1e-7)
     x[:, 8, 2] = 1.0
-    assert heads.losses(pooled, x, y)[2].item() > 0.1
+    assert heads.losses(tokens, x, y)[2].item() > 0.1
 
 
 def test_colour_blob_init_reads_the_colour_of_a_quarter_patch():
@@ -347,3 +347,60 @@ def test_label_space_gives_each_world_its_own_classes_and_augmentation_maps():
     assert reverses.tolist() == [1, 0, 2, 4, 3, 6, 5]  # rise <-> sink stays inside "b"
     with pytest.raises(ConfigError, match="name different actions"):
         tiny._label_space([manifest("a", people), manifest("a", robots)], config)
+
+
+def test_local_objective_regresses_each_tokens_own_histogram():
+    config = dataclasses.replace(MICRO, appearance="none", local_weight=2.0)
+    assert tiny._Heads(MICRO, 3, {}).local is None  # off by default
+    heads = tiny._Heads(config, n_actions=3, person={})
+    x = torch.full((2, 16, 3, 64, 64), -3.0)  # below the ImageNet range: black, bin 0
+    y = torch.zeros(2, 1, dtype=torch.long)
+    tokens = torch.zeros(2, 16, config.hidden_size)
+    with torch.no_grad():
+        heads.local.weight.zero_()
+        heads.local.bias.zero_()
+        heads.local.bias[0] = 1.0  # every token predicts "all black"
+    assert heads.losses(tokens, x, y)[2].item() == pytest.approx(0.0, abs=1e-7)
+    x[:, :, :, :16, :16] = 3.0  # token 0 turns white: only its prediction is wrong now
+    loss = heads.losses(tokens, x, y)[2].item()
+    assert loss == pytest.approx(2.0 * 2 / 16)  # weight x (1 + 1 bins) / 16 tokens
+    assert tiny.tiny_version(config) != tiny.tiny_version(MICRO)
+    with pytest.raises(ConfigError, match="local_weight"):
+        TinyEncoderConfig(local_weight=-1.0)
+
+
+def test_static_clips_repeat_one_frame_and_carry_no_action():
+    import numpy as np
+
+    config = dataclasses.replace(MICRO, static_fraction=0.5)
+    # Each frame of each video has its own grey level, so a repeated frame shows.
+    videos = [
+        torch.arange(20, dtype=torch.uint8).add(40 * v).view(20, 1, 1, 1).expand(20, 64, 64, 3)
+        for v in range(4)
+    ]
+    labels = np.array([[0], [1], [2], [1]], dtype=np.int64)
+    keep = np.arange(3)
+    x, y = tiny._batch(videos, labels, np.tile(np.arange(4), 8), keep, keep, config,
+                       np.random.default_rng(0))  # fmt: skip
+    still = (x == x[:, :1]).flatten(1).all(1)
+    assert 8 < int(still.sum()) < 24  # about half of 32
+    assert (y[still, 0] == -1).all() and (y[~still, 0] >= 0).all()
+    assert torch.equal(y[~still, 0], torch.from_numpy(labels[np.tile(np.arange(4), 8), 0])[~still])
+    # The action loss ignores the static rows; a batch of static clips only has none.
+    heads = tiny._Heads(config, n_actions=3, person={})
+    tokens = torch.randn(len(y), 16, config.hidden_size)
+    _, action, _, _ = heads.losses(tokens, x, y)
+    assert torch.isfinite(action) and action.item() > 0
+    y_still = y.clone()
+    y_still[:, 0] = -1
+    assert heads.losses(tokens, x, y_still)[1].item() == 0.0
+    with pytest.raises(ConfigError, match="static_fraction"):
+        TinyEncoderConfig(static_fraction=1.0)
+
+
+def test_local_objective_and_static_clips_train_end_to_end(pretrain, tmp_path):
+    config = dataclasses.replace(MICRO, local_weight=1.0, static_fraction=0.25, max_steps=4)
+    report = build_tiny_encoder(pretrain, tmp_path / "enc", config)
+    record = json.loads((tmp_path / "enc" / TINY_MANIFEST).read_text())
+    assert record["recipe"]["local_weight"] == 1.0 and record["recipe"]["static_fraction"] == 0.25
+    assert report.steps == 4 and report.final_appearance_loss > 0

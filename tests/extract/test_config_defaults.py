@@ -57,3 +57,17 @@ def test_pretrain_split_is_not_extracted_by_default(tiny_benchmark) -> None:
     assert {splits[row] for row in asked.rows} == {"pretrain", "train"}
     # The selection is part of the fingerprint: a store with pretrain is another store.
     assert asked.fingerprint != plan.fingerprint
+
+
+def test_the_decoder_is_part_of_the_fingerprint_only_when_it_is_not_pyav(tiny_benchmark) -> None:
+    from pipeline.data.decode import DECODER
+
+    manifest = read_manifest(tiny_benchmark / "manifest.parquet")
+    sampling = ClipSampling(frames_per_clip=8, size=32, clips_per_video=2, static_clips=1)
+    default = _plan(manifest, ExtractConfig())
+    named = plan_extraction(manifest, sampling, 32, {"family": "videomae"}, ExtractConfig(),
+                            decoder=DECODER)  # fmt: skip
+    other = plan_extraction(manifest, sampling, 32, {"family": "videomae"}, ExtractConfig(),
+                            decoder="torchcodec")  # fmt: skip
+    assert DECODER == "pyav" and named.fingerprint == default.fingerprint
+    assert other.fingerprint != default.fingerprint

@@ -39,6 +39,10 @@ def test_store_is_complete_valid_and_readable_without_anon_store(raw_store):
     assert validate(str(raw_store)) == []
     store = open_store(raw_store, kind="raw")
     assert store.status == "complete"
+    import av
+
+    decoder = store.meta["decoder"]
+    assert decoder["name"] == "pyav" and decoder["pyav"] == av.__version__
     ok = store.videos["status"] == VIDEO_OK
     assert ok.all()
     clips = store.group["clip_features"][:]
