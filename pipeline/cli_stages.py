@@ -204,7 +204,12 @@ def train(
     input: Annotated[str, typer.Option("--input", help="Complete raw store")],
     output: Annotated[Path, typer.Option(help="Adapter directory to write")],
     preset: Annotated[str, choice(Preset, "preset", PRESET_HELP)] = "recommended",
-    epochs: Annotated[int | None, typer.Option(help="Joint epochs [preset]")] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Joint epochs, exactly [preset; recommended: 120 or 2,280 steps, the longer]"
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Videos per step")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate [preset]")] = None,
     arch: Annotated[str | None, choice(Arch, "architecture", "Adapter architecture [preset]")] = (
@@ -401,6 +406,8 @@ def tune(
             }
         )
         return
+    from pipeline.aam.trainer import RECIPE_EPOCHS
+
     table = Table(title=f"trials by privacy ({escape(found.privacy_source)}; lower is better)")
     weights = SEARCHED_WEIGHTS
     for column in ("trial", "arch", "epochs", *weights):
@@ -423,7 +430,7 @@ def tune(
         table.add_row(
             escape(r["trial_id"] + mark),
             escape(str(p["arch"])),
-            str(p["epochs"]),
+            str(p["epochs"] or f"{RECIPE_EPOCHS}+"),  # None: the recipe's length
             *(f"{p[k]:g}" for k in weights),
             cell(r["utility"]),
             cell(r["privacy"]),

@@ -117,21 +117,25 @@ def _workers(config: DemoConfig) -> int:
     return config.workers or os.cpu_count() or 1
 
 
-def _train_adapters(
-    raw: Path, out: Path, config: DemoConfig, jobs: dict[str, tuple[int, dict[str, float]]]
-) -> dict[str, Path]:
-    """Train every (seed, weight changes) job into out/<name>; independent jobs run side by side
-    in worker processes (one torch thread each), so the result does not depend on the count."""
+Job = tuple[Path, Path, int, dict[str, float]]
+"""(raw store, adapter directory, seed, weight changes) of one adapter to train."""
+
+
+def _train_adapters(jobs: dict[str, Job], config: DemoConfig) -> dict[str, Path]:
+    """Train every job into its directory; independent jobs run side by side in worker
+    processes (one torch thread each, in the order given), so the result does not depend on the
+    count."""
     workers = min(len(jobs), _workers(config))
     if workers <= 1:
         return {
-            name: _adapter(raw, out / name, config, seed, ch) for name, (seed, ch) in jobs.items()
+            name: _adapter(raw, out, config, seed, ch)
+            for name, (raw, out, seed, ch) in jobs.items()
         }
     context = multiprocessing.get_context("spawn")  # no forked torch / thread state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
-            name: pool.submit(_adapter, raw, out / name, config, seed, changes)
-            for name, (seed, changes) in jobs.items()
+            name: pool.submit(_adapter, raw, out, config, seed, changes)
+            for name, (raw, out, seed, changes) in jobs.items()
         }
         return {name: future.result() for name, future in futures.items()}
 
@@ -189,6 +193,11 @@ def run_demo(
                         progress=bar("extract")),
     )  # fmt: skip
 
+    heldout_work = work / f"heldout-{config.heldout_world}"
+    heldout_raw = None
+    if config.heldout_world:
+        heldout_raw = _heldout_store(heldout_work, source, config, timed, bar)
+
     def sanitized(name: str, adapter: Path) -> str:
         out = work / "sanitized" / f"{name}.zarr"
         sanitize(raw, adapter, out, SanitizeConfig(overwrite=True, workers=config.sanitize_workers))
@@ -198,10 +207,17 @@ def run_demo(
         # The first adapter goes through the real sanitize stage into a store; the other seeds
         # and the ablations are applied in memory by the same kernel (adapter_transform), which
         # saves writing a full store per adapter.
-        jobs = {f"aam_seed{seed}": (seed, {}) for seed in config.adapter_seeds}
+        jobs: dict[str, Job] = {}
+        if heldout_raw is not None:
+            # The held-out world's adapter trains beside the default benchmark's, in the same
+            # pool (first: at small scale the recipe's 2,280 steps are its 570 epochs).
+            jobs.update(_heldout_jobs(heldout_work, heldout_raw, config))
+        for seed in config.adapter_seeds:
+            jobs[f"aam_seed{seed}"] = (raw, work / "adapters" / f"aam_seed{seed}", seed, {})
         if config.ablations:
-            jobs.update({name: (0, changes) for name, changes in ABLATIONS.items()})
-        adapters = _train_adapters(raw, work / "adapters", config, jobs)
+            jobs.update({name: (raw, work / "adapters" / name, 0, changes)
+                         for name, changes in ABLATIONS.items()})  # fmt: skip
+        adapters = _train_adapters(jobs, config)
         aam = [
             sanitized(name, adapters[name]) if k == 0 else adapter_transform(adapters[name])
             for k, name in enumerate(f"aam_seed{seed}" for seed in config.adapter_seeds)
@@ -210,9 +226,11 @@ def run_demo(
         stores.update(
             {name: adapter_transform(adapters[name]) for name in jobs if name in ABLATIONS}
         )
+        stores["heldout"] = [adapters[name] for name in jobs if name.startswith(HELDOUT_JOB)]
         return stores
 
     stores = timed("train+sanitize", train_and_sanitize)
+    heldout_adapters = stores.pop("heldout")
     methods: dict[str, Any] = {"raw": str(raw), "aam": stores.pop("aam")}
     methods.update({name: BASELINES[name] for name in config.baselines})
     methods.update(stores)
@@ -222,8 +240,8 @@ def run_demo(
         "evaluate", lambda: evaluate(methods, report_dir, eval_config, progress=bar("evaluate"))
     )
     heldout = None
-    if config.heldout_world:
-        heldout = _heldout(work / f"heldout-{config.heldout_world}", source, config, timed, bar)
+    if heldout_raw is not None:
+        heldout = _heldout_evaluate(heldout_work, heldout_raw, config, heldout_adapters, timed, bar)
     return DemoResult(
         workdir=str(work),
         raw_store=str(raw),
@@ -236,27 +254,26 @@ def run_demo(
     )
 
 
-def _heldout(
+HELDOUT_JOB = "heldout/"
+"""Prefix of the held-out world's adapter jobs in the demo's training pool."""
+
+
+def _heldout_store(
     work: Path,
     encoder_source: str,
     config: DemoConfig,
     timed: Callable[[str, Callable[[], Any]], Any],
     bar: Callable[[str], Any],
-) -> Any:
-    """Synth, extract, train the default adapters (one per seed) and judge them on the held-out
-    world: action probe and privacy attackers, raw vs aam."""
+) -> Path:
+    """Synth and extract the held-out world (what the action probe and attackers read)."""
     from pipeline.data.synth import SynthConfig, generate_benchmark
-    from pipeline.probes import evaluate
-    from pipeline.sanitize.in_memory import adapter_transform
 
-    world = config.heldout_world
     bench = work / "benchmark"
     if not (bench / "manifest.parquet").exists():
         # Only what the action probe and the attackers read: the long untrimmed / anomaly videos
         # and the pretrain split would double the minutes this costs.
-        synth = SynthConfig(
-            scale=config.heldout_scale, seed=config.seed, world=world, splits=HELDOUT_SPLITS
-        )
+        synth = SynthConfig(scale=config.heldout_scale, seed=config.seed,
+                            world=config.heldout_world, splits=HELDOUT_SPLITS)  # fmt: skip
         timed("heldout synth", lambda: generate_benchmark(bench, synth, progress=bar("synth")))
     raw = work / "raw.zarr"
     timed(
@@ -264,14 +281,33 @@ def _heldout(
         lambda: extract(bench / "manifest.parquet", encoder_source, raw,
                         ExtractConfig(overwrite=True), progress=bar("extract")),
     )  # fmt: skip
-    # One adapter (the first seed) judged with 3 probe seeds: the minutes go to the default
-    # benchmark's table; benchmarks/privacy_worlds.py runs 3 adapter seeds per world.
+    return raw
+
+
+def _heldout_jobs(work: Path, raw: Path, config: DemoConfig) -> dict[str, Job]:
+    """The held-out world's adapters: the default recipe, first seed only (judged with 3 probe
+    seeds: the minutes go to the default benchmark's table; benchmarks/privacy_worlds.py runs
+    3 adapter seeds per world)."""
+    seed = config.adapter_seeds[0]
+    name = f"aam_seed{seed}"
+    return {f"{HELDOUT_JOB}{name}": (raw, work / "adapters" / name, seed, {})}
+
+
+def _heldout_evaluate(
+    work: Path,
+    raw: Path,
+    config: DemoConfig,
+    adapters: list[Path],
+    timed: Callable[[str, Callable[[], Any]], Any],
+    bar: Callable[[str], Any],
+) -> Any:
+    """Judge the default adapters on the held-out world: action probe and privacy attackers,
+    raw vs aam."""
+    from pipeline.probes import evaluate
+    from pipeline.sanitize.in_memory import adapter_transform
+
     heldout = dataclasses.replace(config, adapter_seeds=config.adapter_seeds[:1])
-    jobs = {f"aam_seed{seed}": (seed, {}) for seed in heldout.adapter_seeds}
-    adapters = timed(
-        "heldout train", lambda: _train_adapters(raw, work / "adapters", heldout, jobs)
-    )
-    methods = {"raw": str(raw), "aam": [adapter_transform(adapters[name]) for name in jobs]}
+    methods = {"raw": str(raw), "aam": [adapter_transform(a) for a in adapters]}
     eval_config = _eval_config(heldout, probes=("action", "privacy"))
     return timed(
         "heldout evaluate",

@@ -36,8 +36,11 @@ def test_demo_runs_every_stage_and_reports(tmp_path, tiny_encoder_dir):
         tmp_path, config, encoder=str(tiny_encoder_dir),
         reporter=lambda stage, message: stages.append(stage),
     )  # fmt: skip
-    heldout_stages = ["heldout synth", "heldout extract", "heldout train", "heldout evaluate"]
-    assert stages == ["synth", "encoder", "extract", "train+sanitize", "evaluate", *heldout_stages]
+    # The held-out world is extracted first so that its adapter trains in the same pool.
+    assert stages == ["synth", "encoder", "extract", "heldout synth", "heldout extract",
+                      "train+sanitize", "evaluate", "heldout evaluate"]  # fmt: skip
+    heldout_adapter = tmp_path / f"heldout-{config.heldout_world}" / "adapters" / "aam_seed0"
+    assert (heldout_adapter / "model.safetensors").is_file()
     report = json.loads((Path(result.report_dir) / "report.json").read_text())
     assert set(report["summary"]) == {"raw", "aam", "leace", *ABLATIONS}
     assert report["methods"]["aam"]["notes"]["feature_sets"] == 3

@@ -25,6 +25,7 @@ import psutil
 from pipeline.aam.adapter import AdapterConfig
 from pipeline.aam.checkpoint import save_adapter
 from pipeline.aam.presets import describe_config, privacy_off_warning
+from pipeline.aam.sampler import steps_per_epoch
 from pipeline.aam.streaming import (
     MemoryLedger,
     StreamingSplit,
@@ -34,7 +35,13 @@ from pipeline.aam.streaming import (
     plan_validation,
 )
 from pipeline.aam.train_state import CHECKPOINT_DIR, TrainState, load_train_state, save_train_state
-from pipeline.aam.trainer import LatentTrainingData, TrainConfig, TrainResult, train_adapter
+from pipeline.aam.trainer import (
+    RECIPE_EPOCHS,
+    LatentTrainingData,
+    TrainConfig,
+    TrainResult,
+    train_adapter,
+)
 from pipeline.errors import AdapterError, StoreError
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import StoreLock
@@ -374,9 +381,16 @@ def _train_locked(
     on_validation: Callable[[dict[str, Any]], None] | None,
 ) -> TrainAAMResult:
     _check_inputs(raw, output_dir, config)
+    train_rows = usable_rows(raw, config.train_split)
+    if config.training.epochs is None:
+        training = config.training.resolved(len(train_rows))
+        per_epoch = steps_per_epoch(len(train_rows), training.batch_size)
+        say(f"{training.epochs} epochs of {len(train_rows)} training videos ({per_epoch} steps "
+            f"each; the recipe takes at least {RECIPE_EPOCHS} epochs and {training.min_steps} "
+            "steps)")  # fmt: skip
+        config = dataclasses.replace(config, training=training)
     data = plan_data(raw, config)
     ledger = MemoryLedger()
-    train_rows = usable_rows(raw, config.train_split)
     val_rows = usable_rows(raw, config.val_split)
     say(data.describe())
     train: Any

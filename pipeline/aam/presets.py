@@ -12,6 +12,7 @@ from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipeline.aam.from_store import TrainAAMConfig
+    from pipeline.aam.trainer import TrainConfig
 
 PRIVACY_WEIGHTS: tuple[str, ...] = ("w_b", "w_motion", "w_spread", "w_swap", "w_class")
 """Loss weights that remove private information; with all of them at 0 nothing does."""
@@ -57,7 +58,8 @@ PRESETS: dict[str, TrainPreset] = {
             name="recommended",
             summary=(
                 "the defaults: attention adapter, latent consistency 1, static privacy 5, "
-                "static spread 100, appearance swap 10, 120 epochs"
+                "static spread 100, appearance swap 10, 120 epochs or 2,280 steps (whichever "
+                "is longer)"
             ),
         ),
         TrainPreset(
@@ -132,8 +134,17 @@ def describe_config(config: TrainAAMConfig) -> str:
     source = f"preset {training.preset}" if training.preset else "no preset"
     return (
         f"{source}: {config.arch} adapter (depth {config.depth}), {weights}, "
-        f"{training.epochs} epochs, lr {training.lr:g}"
+        f"{epochs_text(training)}, lr {training.lr:g}"
     )
+
+
+def epochs_text(training: TrainConfig) -> str:
+    """ "40 epochs", or the recipe's rule when epochs are left to it."""
+    from pipeline.aam.trainer import RECIPE_EPOCHS
+
+    if training.epochs is not None:
+        return f"{training.epochs} epochs"
+    return f"{RECIPE_EPOCHS} epochs or {training.min_steps} steps, whichever is longer"
 
 
 def privacy_off(weights: Mapping[str, float]) -> bool:

@@ -40,6 +40,12 @@ def distinct_pairs(n_rows: int, n_items: int, generator: torch.Generator) -> Ten
     return torch.stack([first, (first + offset) % n_items], dim=1)
 
 
+def steps_per_epoch(num_videos: int, batch_size: int) -> int:
+    """Batches ClipSampler.epoch yields for ``num_videos`` (a last batch of one is dropped)."""
+    full, rest = divmod(num_videos, batch_size)
+    return full + (rest >= 2)
+
+
 class ClipSampler:
     """Shuffles videos into batches each epoch and draws the clips each step uses.
 
@@ -73,8 +79,7 @@ class ClipSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     def steps_per_epoch(self) -> int:
-        full, rest = divmod(self.num_videos, self.batch_size)
-        return full + (rest >= 2)
+        return steps_per_epoch(self.num_videos, self.batch_size)
 
     def draw(self, videos: Tensor) -> StepSample:
         """Clips for one batch of video indices."""

@@ -35,6 +35,11 @@ Recipe (TinyEncoderConfig defaults) and why
   0.605 (benchmarks/world_bounds.py). Not the default: in `make demo` it moved the default
   world's raw action top-1 to 94.9 but the adapters' drop to 1.3 points and the gender gap to
   3.2 vs 1.8 raw, just outside the default benchmark's bar (drop <= 1.2, gap below raw's).
+- Opt-in, measured and not adopted (docs/encoder.md): a per-token colour objective
+  (local_weight: each token regresses its own voxels' histogram) keeps more of the worlds built
+  on (default world static cMAP 0.631 -> 0.668) but not of unseen ones (townsfolk 0.478 ->
+  0.475); static clips in the batch (static_fraction) move nothing beyond noise; colour jitter
+  lost default-world appearance and action without helping townsfolk, and was removed.
 - SUPERVISED action classification on the `pretrain` split only (never train/val/test, which the
   probes use), with a linear head on the MEAN of last_hidden_state: the very pooling the registry
   applies at extraction, so what the head needs is what downstream linear probes get.

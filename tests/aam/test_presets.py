@@ -108,3 +108,36 @@ def test_cli_train_records_the_preset_and_warns_without_privacy(
                            "--preset", "paper")  # fmt: skip
     assert code != 0 and "unknown preset 'paper'" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_recipe_length_is_120_epochs_or_its_steps_whichever_is_longer() -> None:
+    recipe = TrainConfig()
+    assert recipe.epochs is None and recipe.min_steps == 2280
+    # The default benchmark's 1,200 training videos: 19 batches of 64, 120 epochs = 2,280 steps.
+    assert recipe.epochs_for(1200) == 120
+    assert recipe.epochs_for(240) == 570  # 4 batches: as many steps as at the default scale
+    assert recipe.epochs_for(100_000) == 120  # never fewer epochs than the recipe's
+    assert recipe.epochs_for(65) == 2280  # a last batch of one video is dropped: 1 step
+    assert TrainConfig(min_steps=0).epochs_for(240) == 120
+    assert TrainConfig(epochs=7).epochs_for(240) == 7  # given epochs are exact
+    assert recipe.resolved(240) == TrainConfig(epochs=570)
+    for bad in ({"epochs": 0}, {"min_steps": -1}):
+        with pytest.raises(ConfigError):
+            TrainConfig(**bad)
+
+
+def test_a_run_left_to_the_recipe_records_the_epochs_it_took(planted_store, tmp_path) -> None:
+    from pipeline.aam.from_store import train_aam
+    from pipeline.aam.sampler import steps_per_epoch
+
+    store = planted_store(videos=40)  # 32 train videos, 2 of them failed (not trained on)
+    per_epoch = steps_per_epoch(30, 8)
+    assert per_epoch == 4
+    training = TrainConfig(batch_size=8, head_warmup_epochs=0, val_every=200,
+                           min_steps=130 * per_epoch + 1)  # fmt: skip
+    heard: list[str] = []
+    train_aam(store, tmp_path / "a", TrainAAMConfig(training=training, arch="mlp"),
+              notify=heard.append)  # fmt: skip
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["training"]["epochs"] == 131 and config["training"]["min_steps"] == 521
+    assert any("131 epochs of 30 training videos (4 steps each" in line for line in heard)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline.aam.from_store import TrainAAMConfig
 from pipeline.aam.losses import LOSS_WEIGHTS
-from pipeline.aam.trainer import TrainConfig
+from pipeline.aam.trainer import RECIPE_EPOCHS, TrainConfig
 from pipeline.aam.tune.config import TuneConfig
 from pipeline.aam.tune.space import scrambled_halton
 from pipeline.errors import ConfigError
@@ -43,8 +43,10 @@ class Trial:
             "device": config.device,
         }
         if config.max_epochs is not None:
-            epochs = int(training.get("epochs", TrainConfig.epochs))
-            training["epochs"] = min(epochs, config.max_epochs)
+            # Left to the recipe (None), a trial's length depends on the store; the cap is what
+            # a quick first look asks for, so it applies to the recipe's minimum too.
+            epochs = training.get("epochs") or RECIPE_EPOCHS
+            training["epochs"] = min(int(epochs), config.max_epochs)
         if "preset" in {f.name for f in dataclasses.fields(TrainConfig)}:
             training["preset"] = self.preset  # recorded in the adapter's config.json
         try:
