@@ -203,7 +203,7 @@ def run_demo(
         sanitize(raw, adapter, out, SanitizeConfig(overwrite=True, workers=config.sanitize_workers))
         return str(out)
 
-    def train_and_sanitize() -> dict[str, Any]:
+    def train_and_sanitize() -> tuple[dict[str, Any], list[Path]]:
         # The first adapter goes through the real sanitize stage into a store; the other seeds
         # and the ablations are applied in memory by the same kernel (adapter_transform), which
         # saves writing a full store per adapter.
@@ -226,11 +226,9 @@ def run_demo(
         stores.update(
             {name: adapter_transform(adapters[name]) for name in jobs if name in ABLATIONS}
         )
-        stores["heldout"] = [adapters[name] for name in jobs if name.startswith(HELDOUT_JOB)]
-        return stores
+        return stores, [adapters[name] for name in jobs if name.startswith(HELDOUT_JOB)]
 
-    stores = timed("train+sanitize", train_and_sanitize)
-    heldout_adapters = stores.pop("heldout")
+    stores, heldout_adapters = timed("train+sanitize", train_and_sanitize)
     methods: dict[str, Any] = {"raw": str(raw), "aam": stores.pop("aam")}
     methods.update({name: BASELINES[name] for name in config.baselines})
     methods.update(stores)

@@ -786,8 +786,9 @@ def _train(
         losses.append(loss.item())
         motion_losses.append(motion_loss.item())
         appearance_losses.append(appearance_loss.item())
-        labelled = y[:, 0] >= 0
-        accs.append(float((logits.argmax(1) == y[:, 0])[labelled].float().mean()))
+        labelled = y[:, 0] >= 0  # static clips carry no action
+        if bool(labelled.any()):
+            accs.append(float((logits.argmax(1) == y[:, 0])[labelled].float().mean()))
         step += 1
         if progress:
             progress("train", step, config.max_steps)
