@@ -406,7 +406,7 @@ def tune(
             }
         )
         return
-    from pipeline.aam.trainer import RECIPE_EPOCHS
+    from pipeline.aam.trainer import epochs_label
 
     table = Table(title=f"trials by privacy ({escape(found.privacy_source)}; lower is better)")
     weights = SEARCHED_WEIGHTS
@@ -430,7 +430,7 @@ def tune(
         table.add_row(
             escape(r["trial_id"] + mark),
             escape(str(p["arch"])),
-            str(p["epochs"] or f"{RECIPE_EPOCHS}+"),  # None: the recipe's length
+            epochs_label(p["epochs"]),
             *(f"{p[k]:g}" for k in weights),
             cell(r["utility"]),
             cell(r["privacy"]),

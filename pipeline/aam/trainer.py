@@ -45,6 +45,14 @@ logger = logging.getLogger(__name__)
 
 RECIPE_EPOCHS = 120
 """Joint epochs of the recommended recipe (TrainConfig.epochs None): at least this many."""
+
+
+def epochs_label(epochs: int | None) -> str:
+    """A table cell for TrainConfig.epochs: the number, or "120+" when left to the recipe (its
+    length then depends on the store)."""
+    return f"{RECIPE_EPOCHS}+" if epochs is None else str(epochs)
+
+
 SELECTION_RULES = ("privacy_at_utility", "utility", "last")
 PRIVACY_METRICS = ("static_retrieval", "clip_retrieval")
 

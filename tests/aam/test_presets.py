@@ -121,6 +121,9 @@ def test_the_recipe_length_is_120_epochs_or_its_steps_whichever_is_longer() -> N
     assert TrainConfig(min_steps=0).epochs_for(240) == 120
     assert TrainConfig(epochs=7).epochs_for(240) == 7  # given epochs are exact
     assert recipe.resolved(240) == TrainConfig(epochs=570)
+    from pipeline.aam.trainer import epochs_label
+
+    assert (epochs_label(None), epochs_label(7)) == ("120+", "7")  # tune's tables
     for bad in ({"epochs": 0}, {"min_steps": -1}):
         with pytest.raises(ConfigError):
             TrainConfig(**bad)

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipeline.aam.trainer import RECIPE_EPOCHS
+from pipeline.aam.trainer import epochs_label
 from pipeline.aam.tune.scoring import SHORT_METRICS
 from pipeline.aam.tune.space import SEARCHED_WEIGHTS
 from pipeline.aam.tune.worker import write_json
@@ -110,7 +110,7 @@ def markdown(summary: dict[str, Any]) -> str:
         ok = "-" if bar is None or utility is None else ("yes" if utility >= bar - 1e-9 else "no")
         static, clip = _sources(r)
         lines.append(
-            f"| {name} | {p['arch']} | {p['epochs'] or f'{RECIPE_EPOCHS}+'} | "
+            f"| {name} | {p['arch']} | {epochs_label(p['epochs'])} | "
             + "".join(f"{_weight(p.get(k))} | " for k in WEIGHTS)
             + f"{_fmt(utility)} | {delta} | {_fmt(r.get('privacy'))} | {static} | {clip} | {ok} | "
             f"{'*' if r['trial_id'] in frontier else ''} | {_fmt(r.get('seconds'), 1)} |"
