@@ -130,7 +130,8 @@ def process_scaling(
     manifest_path: Path, encoder: Any, repetitions: int, min_seconds: float = 1.0
 ) -> dict[str, Any]:
     """decode_process_scaling: decode + sample clips/s with 2 worker processes over 1 (the
-    processes started beforehand, as extraction keeps them), alternately."""
+    processes started beforehand, as extraction keeps them), alternately, best repetition of
+    each."""
     from pipeline.extract import ExtractConfig
     from pipeline.extract.plan import sampling_for
 
@@ -145,11 +146,17 @@ def process_scaling(
         for n in rates:
             seconds, clips = timed(lambda n=n: prepare_all(jobs, sampling, n))
             rates[n].append(clips / seconds)
-    per_s = {n: median(r) for n, r in rates.items()}
+    # The target is for idle cores: other tenants only ever slow a repetition down, so each
+    # process count's fastest repetition is the one closest to that (timeit's rule); the
+    # medians are kept beside it.
+    best = {n: max(r) for n, r in rates.items()}
+    typical = {n: median(r) for n, r in rates.items()}
     return {
         "videos_per_pass": len(jobs),
-        "clips_per_s": {str(n): rnd(v, 1) for n, v in per_s.items()},
-        "decode_process_scaling": per_s[2] / per_s[1],
+        "clips_per_s": {str(n): rnd(v, 1) for n, v in best.items()},
+        "median_clips_per_s": {str(n): rnd(v, 1) for n, v in typical.items()},
+        "decode_process_scaling": best[2] / best[1],
+        "median_scaling": typical[2] / typical[1],
     }
 
 

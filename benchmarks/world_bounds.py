@@ -1,7 +1,7 @@
 """What a world's pixels give away without any learned encoder: is it a fair held-out test?
 
     python -m benchmarks.world_bounds --world townsfolk [--world robots ...] --workdir DIR \
-        [--scale small] [--json out.json]
+        [--scale small] [--size 64] [--json out.json]
 
 For each world, renders the benchmark (or reuses DIR/<world>), cuts every video into the clips
 extraction makes (64 px, 16 frames) and hands two hand-built descriptors, in place of an
@@ -9,7 +9,8 @@ encoder's embeddings, to the probes `evaluate` runs: the linear action probe (tr
 weight decay chosen on val) on the camera-compensated motion statistics of each normal clip
 (`pipeline.encoders.targets.motion_statistics`, 125 numbers), and the MLP attacker's person
 cMAP (privacy_train -> privacy_test, static clips) on the colour and colour x edge histograms
-of each static clip (`colour_histogram`, `texture_histogram`), with chance. They are
+of each static clip (`colour_histogram`, `texture_histogram`), with chance; `--size` renders
+and cuts at another resolution (to see whether the pixels, not the encoder, limit a world). They are
 references, not upper bounds: a learned encoder can do better. But when the motion statistics
 reach far less than 80% linear action on a world and an encoder trained on that very world
 does no better (docs/privacy.md), the world's actions are not observable at 64 px in 16
@@ -36,12 +37,14 @@ from pipeline.probes.action import action_probe
 from pipeline.probes.attacker import attack
 from pipeline.probes.features import AttributeSpec, DatasetSpec, VideoSet
 
+PROBED_SPLITS = ("train", "val", "test", "privacy_train", "privacy_test")
 
-def descriptor_set(root: Path, manifest: Manifest, split: str) -> VideoSet:
+
+def descriptor_set(root: Path, manifest: Manifest, split: str, size: int = 64) -> VideoSet:
     """A split's videos with descriptors in place of embeddings: motion statistics per normal
     clip, colour + texture histograms (frequencies ** 0.25) per static clip."""
     table = manifest.table.to_pydict()
-    sampling = ClipSampling()
+    sampling = ClipSampling(size=size)
     rows = np.flatnonzero(np.asarray(table["split"]) == split)
     motion, histograms = [], []
     for i in rows:
@@ -61,7 +64,7 @@ def descriptor_set(root: Path, manifest: Manifest, split: str) -> VideoSet:
     )
 
 
-def world_bounds(root: Path) -> dict[str, Any]:
+def world_bounds(root: Path, size: int = 64) -> dict[str, Any]:
     """Linear action top-1 of the motion statistics, MLP person cMAP of the histograms."""
     manifest = read_manifest(root / "manifest.parquet")
     info = manifest.info
@@ -71,8 +74,7 @@ def world_bounds(root: Path) -> dict[str, Any]:
             n: AttributeSpec(n, tuple(a.values), a.role) for n, a in info.attributes.items()
         },
     )
-    splits = {s: descriptor_set(root, manifest, s) for s in
-              ("train", "val", "test", "privacy_train", "privacy_test")}  # fmt: skip
+    splits = {s: descriptor_set(root, manifest, s, size) for s in PROBED_SPLITS}
     action = action_probe(splits["train"], splits["val"], splits["test"], len(info.actions), 0)
     privacy = attack(splits["privacy_train"], splits["privacy_test"], dataset, kind="mlp",
                      source="static", seed=0)  # fmt: skip
@@ -82,6 +84,7 @@ def world_bounds(root: Path) -> dict[str, Any]:
         "chance_person_cmap": round(privacy["chance_person"], 3),
         "per_attribute_ap": {n: round(privacy[f"ap_{n}"], 3) for n in dataset.person_attributes},
         "videos": {s: len(v) for s, v in splits.items()},
+        "size": size,
     }
 
 
@@ -90,15 +93,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--world", action="append", required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--scale", default="small")
+    parser.add_argument("--size", type=int, default=64, help="frame and clip size in pixels")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = {}
     for world in args.world:
-        root = args.workdir / world
+        root = args.workdir / (world if args.size == 64 else f"{world}-{args.size}px")
         if not (root / "manifest.parquet").is_file():
-            generate_benchmark(root, SynthConfig(scale=args.scale, world=world))
-        results[world] = world_bounds(root)
+            config = SynthConfig(scale=args.scale, world=world, frame_size=args.size,
+                                 splits=PROBED_SPLITS)  # fmt: skip
+            generate_benchmark(root, config)
+        results[world] = world_bounds(root, args.size)
         print(world, json.dumps(results[world]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
