@@ -3,14 +3,14 @@
     python -m benchmarks.world_bounds --world townsfolk [--world robots ...] --workdir DIR \
         [--scale small] [--size 64] [--json out.json]
 
-For each world, renders the benchmark (or reuses DIR/<world>), cuts every video into the clips
-extraction makes (64 px, 16 frames) and hands two hand-built descriptors, in place of an
-encoder's embeddings, to the probes `evaluate` runs: the linear action probe (train -> test,
+For each world, renders the benchmark's probed splits (or reuses DIR/<world>-<scale>-<size>px),
+cuts every video into the clips extraction makes (64 px, 16 frames) and hands two hand-built
+descriptors, in place of an encoder's embeddings, to the probes `evaluate` runs: the linear action probe (train -> test,
 weight decay chosen on val) on the camera-compensated motion statistics of each normal clip
 (`pipeline.encoders.targets.motion_statistics`, 125 numbers), and the MLP attacker's person
 cMAP (privacy_train -> privacy_test, static clips) on the colour and colour x edge histograms
 of each static clip (`colour_histogram`, `texture_histogram`), with chance; `--size` renders
-and cuts at another resolution (to see whether the pixels, not the encoder, limit a world). They are
+and cuts at another resolution (do the pixels, or the encoder, limit a world?). They are
 references, not upper bounds: a learned encoder can do better. But when the motion statistics
 reach far less than 80% linear action on a world and an encoder trained on that very world
 does no better (docs/privacy.md), the world's actions are not observable at 64 px in 16
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     results = {}
     for world in args.world:
-        root = args.workdir / (world if args.size == 64 else f"{world}-{args.size}px")
+        root = args.workdir / f"{world}-{args.scale}-{args.size}px"
         if not (root / "manifest.parquet").is_file():
             config = SynthConfig(scale=args.scale, world=world, frame_size=args.size,
                                  splits=PROBED_SPLITS)  # fmt: skip

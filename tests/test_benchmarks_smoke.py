@@ -97,3 +97,28 @@ def test_training_benchmark_reencodes_with_the_default_recipe(
     assert (
         math.isfinite(result["train_cached_vs_reencode"]) and result["train_cached_vs_reencode"] > 0
     )
+
+
+def test_world_bounds_renders_at_the_size_asked_and_reuses_the_render(tmp_path):
+    import json
+
+    from benchmarks import world_bounds
+    from pipeline.data.decode import decode_video
+    from pipeline.data.manifest import read_manifest
+    from pipeline.data.synth import SynthConfig
+
+    out = tmp_path / "bounds.json"
+    argv = ["--world", "townsfolk", "--workdir", str(tmp_path), "--scale", "tiny", "--size", "32",
+            "--json", str(out)]  # fmt: skip
+    world_bounds.main(argv)
+    root = tmp_path / "townsfolk-tiny-32px"
+    manifest = read_manifest(root / "manifest.parquet")
+    assert decode_video(manifest.video_paths()[0]).shape[1:3] == (32, 32)
+    result = json.loads(out.read_text())["townsfolk"]
+    config = SynthConfig(scale="tiny", world="townsfolk")
+    assert result["videos"] == {s: config.count(s) for s in world_bounds.PROBED_SPLITS}
+    assert 0 <= result["motion_linear_action_top1"] <= 1
+    assert 0 < result["chance_person_cmap"] < 1 and 0 <= result["histogram_mlp_person_cmap"] <= 1
+    first = (root / "manifest.parquet").stat().st_mtime_ns
+    world_bounds.main(argv)  # the render is reused, not redone
+    assert (root / "manifest.parquet").stat().st_mtime_ns == first
