@@ -5,16 +5,17 @@
 
 For each world, renders the benchmark's probed splits (or reuses DIR/<world>-<scale>-<size>px),
 cuts every video into the clips extraction makes (64 px, 16 frames) and hands two hand-built
-descriptors, in place of an encoder's embeddings, to the probes `evaluate` runs: the linear action probe (train -> test,
-weight decay chosen on val) on the camera-compensated motion statistics of each normal clip
-(`pipeline.encoders.targets.motion_statistics`, 125 numbers), and the MLP attacker's person
-cMAP (privacy_train -> privacy_test, static clips) on the colour and colour x edge histograms
-of each static clip (`colour_histogram`, `texture_histogram`), with chance; `--size` renders
-and cuts at another resolution (do the pixels, or the encoder, limit a world?). They are
-references, not upper bounds: a learned encoder can do better. But when the motion statistics
-reach far less than 80% linear action on a world and an encoder trained on that very world
-does no better (docs/privacy.md), the world's actions are not observable at 64 px in 16
-frames, and no encoder built elsewhere will meet the held-out bar there.
+descriptors, in place of an encoder's embeddings, to the probes `evaluate` runs: the linear
+action probe (train -> test, weight decay chosen on val) on the camera-compensated motion
+statistics of each normal clip (`pipeline.encoders.targets.motion_statistics`, 125 numbers),
+and the MLP attacker's person cMAP (privacy_train -> privacy_test, static clips) on the colour
+and colour x edge histograms of each static clip (`colour_histogram`, `texture_histogram`),
+with chance; `--size` renders and cuts at another resolution (do the pixels, or the encoder,
+limit a world?). They are references, not upper bounds: a learned encoder can do better. But
+when the motion statistics reach far less than 80% linear action on a world and an encoder
+trained on that very world does no better (docs/privacy.md), the world's actions are not
+observable at 64 px in 16 frames, and no encoder built elsewhere will meet the held-out bar
+there.
 Not part of the test suite.
 """
 

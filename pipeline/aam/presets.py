@@ -58,7 +58,7 @@ PRESETS: dict[str, TrainPreset] = {
             name="recommended",
             summary=(
                 "the defaults: attention adapter, latent consistency 1, static privacy 5, "
-                "static spread 100, appearance swap 10, 120 epochs or 2,280 steps (whichever "
+                "static spread 100, appearance swap 30, 120 epochs or 2,280 steps (whichever "
                 "is longer)"
             ),
         ),

@@ -92,9 +92,10 @@ class TrainConfig:
     w_spread: float = 100.0
     """Weight of the static-spread extension (minimised): adapted static clips pulled together,
     relative to the raw ones' spread; 0 = reference method (pipeline.aam.losses)."""
-    w_swap: float = 10.0
+    w_swap: float = 30.0
     """Weight of the appearance-swap invariance extension on normal clips (minimised); 0 =
-    reference method (pipeline.aam.losses)."""
+    reference method (pipeline.aam.losses). 30 since the patch-8 tiny encoder, whose normal
+    clips leak more: 10 left them at -28% on the default benchmark (docs/encoder.md)."""
     w_class: float = 0.0
     """Weight of the same-action swap invariance extension on normal clips (minimised); 0 =
     reference method (pipeline.aam.losses)."""
