@@ -90,23 +90,15 @@ def machine() -> dict[str, Any]:
 def save_random_videomae(directory: Path, **overrides: Any) -> Path:
     """A random-initialised transformers VideoMAE saved like a real checkpoint.
 
-    Defaults: the tiny default encoder's architecture (64 px, 16 frames, hidden 128, 4 layers),
-    so speed matches the real default encoder without its minutes-long training.
+    Defaults: the tiny default encoder's architecture (pipeline.encoders.tiny), so speed
+    matches the real default encoder without its minutes-long training.
     """
     import torch
     from transformers import VideoMAEConfig, VideoMAEModel
 
-    arch = {
-        "image_size": 64,
-        "patch_size": 16,
-        "num_frames": 16,
-        "tubelet_size": 4,
-        "hidden_size": 128,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "intermediate_size": 512,
-    }
-    arch.update(overrides)
+    from pipeline.encoders.tiny import videomae_architecture
+
+    arch: dict[str, Any] = {**videomae_architecture(), **overrides}
     torch.manual_seed(0)
     VideoMAEModel(VideoMAEConfig(**arch)).save_pretrained(directory)
     return directory
@@ -123,7 +115,7 @@ def encoder_source(name: str, work: Path) -> tuple[str, str]:
         return str(tiny_encoder_path(build_if_missing=False)), "cached tiny encoder"
     except Exception:
         path = save_random_videomae(work / "videomae-random")
-        return str(path), "random VideoMAE, tiny architecture (64 px, 16 frames, D=128, 4 layers)"
+        return str(path), "random VideoMAE of the tiny encoder's architecture"
 
 
 def replicate_manifest(manifest_path: Path, copies: int, out: Path) -> Path:

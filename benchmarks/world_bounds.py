@@ -33,6 +33,7 @@ from pipeline.data.clips import ClipSampling, sample_video
 from pipeline.data.decode import decode_video
 from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.data.synth import SynthConfig, generate_benchmark
+from pipeline.data.synth.generate import read_benchmark_summary
 from pipeline.encoders.targets import colour_histogram, motion_statistics, texture_histogram
 from pipeline.probes.action import action_probe
 from pipeline.probes.attacker import attack
@@ -41,9 +42,9 @@ from pipeline.probes.features import AttributeSpec, DatasetSpec, VideoSet
 PROBED_SPLITS = ("train", "val", "test", "privacy_train", "privacy_test")
 
 
-def descriptor_set(root: Path, manifest: Manifest, split: str, size: int = 64) -> VideoSet:
+def descriptor_set(root: Path, manifest: Manifest, split: str, size: int) -> VideoSet:
     """A split's videos with descriptors in place of embeddings: motion statistics per normal
-    clip, colour + texture histograms (frequencies ** 0.25) per static clip."""
+    clip, colour + texture histograms (frequencies ** 0.25) per static clip, cut at `size` px."""
     table = manifest.table.to_pydict()
     sampling = ClipSampling(size=size)
     rows = np.flatnonzero(np.asarray(table["split"]) == split)
@@ -65,8 +66,10 @@ def descriptor_set(root: Path, manifest: Manifest, split: str, size: int = 64) -
     )
 
 
-def world_bounds(root: Path, size: int = 64) -> dict[str, Any]:
-    """Linear action top-1 of the motion statistics, MLP person cMAP of the histograms."""
+def world_bounds(root: Path) -> dict[str, Any]:
+    """Linear action top-1 of the motion statistics, MLP person cMAP of the histograms, with
+    clips cut at the size the benchmark in `root` was rendered at."""
+    size = read_benchmark_summary(root).config.frame_size
     manifest = read_manifest(root / "manifest.parquet")
     info = manifest.info
     dataset = DatasetSpec(
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
             config = SynthConfig(scale=args.scale, world=world, frame_size=args.size,
                                  splits=PROBED_SPLITS)  # fmt: skip
             generate_benchmark(root, config)
-        results[world] = world_bounds(root, args.size)
+        results[world] = world_bounds(root)
         print(world, json.dumps(results[world]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -117,8 +117,25 @@ def test_world_bounds_renders_at_the_size_asked_and_reuses_the_render(tmp_path):
     result = json.loads(out.read_text())["townsfolk"]
     config = SynthConfig(scale="tiny", world="townsfolk")
     assert result["videos"] == {s: config.count(s) for s in world_bounds.PROBED_SPLITS}
+    assert result["size"] == 32  # read back from the render, not passed along
     assert 0 <= result["motion_linear_action_top1"] <= 1
     assert 0 < result["chance_person_cmap"] < 1 and 0 <= result["histogram_mlp_person_cmap"] <= 1
     first = (root / "manifest.parquet").stat().st_mtime_ns
     world_bounds.main(argv)  # the render is reused, not redone
     assert (root / "manifest.parquet").stat().st_mtime_ns == first
+
+
+def test_the_random_stand_in_has_the_tiny_default_encoders_architecture(tmp_path):
+    from transformers import VideoMAEConfig
+
+    from benchmarks.common import save_random_videomae
+    from pipeline.encoders.tiny import TinyEncoderConfig
+
+    saved = VideoMAEConfig.from_pretrained(save_random_videomae(tmp_path / "random"))
+    default = TinyEncoderConfig()
+    assert (saved.patch_size, saved.tubelet_size, saved.hidden_size, saved.num_hidden_layers) == (
+        default.patch_size,
+        default.tubelet_size,
+        default.hidden_size,
+        default.num_layers,
+    )
