@@ -110,6 +110,10 @@ def test_attack_split_cuts_privacy_train_by_video_deterministically():
     # tiny splits keep one video on each side
     assert [len(x) for x in attack_split(np.array(["a", "b"]), 0)] == [1, 1]
     assert [len(x) for x in attack_split(ids, 0, val_fraction=0.5)] == [50, 50]
+    # ids as a zarr store returns them (numpy StringDType): the same split
+    as_store = ids.astype(np.dtypes.StringDType())
+    from_store = attack_split(as_store, 0)
+    assert all(np.array_equal(a, b) for a, b in zip(from_store, (fit, val), strict=True))
 
 
 def test_scrambled_halton_is_a_seeded_prefix_stable_sequence():

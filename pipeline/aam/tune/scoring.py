@@ -57,7 +57,8 @@ def attack_split(
     left to fit on, given two) are drawn for attack-val, seeded by ``seed``: the same split for
     every trial and the raw features, whatever order the rows come in. Index arrays, sorted.
     """
-    ids = np.asarray(video_ids).astype(str)
+    # Python strings: a store's ids come back as StringDType, which numpy will not cast to str.
+    ids = np.array([str(v) for v in video_ids])
     unique = np.unique(ids)  # sorted: the draw does not depend on the row order
     _, val = holdout(len(unique), val_fraction, split_rng(seed, "tune-attack-split"))
     held = np.isin(ids, unique[val])
