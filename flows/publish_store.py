@@ -19,31 +19,37 @@ def publish_store(
     max_leakage: float = DEFAULT_MAX_LEAKAGE,
     overwrite: bool = False,
     break_lock: bool = False,
+    allow_unmeasured: bool = False,
 ) -> dict[str, Any]:
     """Copy the sanitized store `input` to `output` if it is audited at its current version
-    with leakage <= `max_leakage`; every object is verified by sha256 (pipeline.store.publish)."""
+    with leakage <= `max_leakage`; every object is verified by sha256 (pipeline.store.publish).
+    `allow_unmeasured`: also when the audit could read no cut (raw attackers near chance)."""
     logger = get_run_logger()
     with forward_library_logs():
         published = publish(
-            input, output, max_leakage=max_leakage, overwrite=overwrite, break_lock=break_lock
-        )
+            input, output, max_leakage=max_leakage, overwrite=overwrite, break_lock=break_lock,
+            allow_unmeasured=allow_unmeasured,
+        )  # fmt: skip
     result = asdict(published)
+    audited = (
+        "no cut measurable (allow_unmeasured)"
+        if result["leakage"] is None
+        else f"audited leakage {result['leakage']:.3f} (max {result['max_leakage']})"
+    )
     logger.info(
-        "published %s (store %s, version %d): %d objects verified, leakage %.3f <= %.3f",
+        "published %s (store %s, version %d): %d objects verified, %s",
         result["destination"],
         result["store_id"],
         result["store_version"],
         result["objects"],
-        result["leakage"],
-        result["max_leakage"],
+        audited,
     )
     create_markdown_artifact(
         key="publish",
         markdown=(
             f"Published `{result['destination']}` from store `{result['store_id']}` version "
             f"{result['store_version']}: {result['objects']} objects, {result['bytes']} bytes, "
-            f"sha256-verified; audited leakage {result['leakage']:.3f} "
-            f"(max {result['max_leakage']})."
+            f"sha256-verified; {audited}."
         ),
         description="publish-store",
     )

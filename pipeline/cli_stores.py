@@ -104,7 +104,11 @@ def inspect(store: Store, as_json: Json = False) -> None:
     rows.append(("size on disk", f"{summary['size_bytes'] / 1e6:.1f} MB"))
     rows.append(("version", f"{summary['version']} ({summary['history_entries']} history entries)"))
     audit = summary["audit"] or {}
-    audited = (audit.get("summary") or {}).get("max_leakage_person")
+    audit_summary = audit.get("summary") or {}
+    audited = audit_summary.get("max_leakage_person")
+    unmeasured = audit_summary.get("unmeasured_settings") or []
+    if unmeasured:
+        audited = f"{audited} (unmeasured: {', '.join(unmeasured)})"
     rows.append(
         (
             "audit",
@@ -258,19 +262,31 @@ def publish(
     break_lock: Annotated[
         bool, typer.Option(help="Break OUTPUT's lock left by a dead run or another host's")
     ] = False,
+    allow_unmeasured: Annotated[
+        bool,
+        typer.Option(
+            help="Publish even if the audit could read no cut (the raw features' attackers "
+            "were near chance on every setting) as long as the store's attackers found nothing"
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Copy a sanitized store downstream if its current audit allows it (the publish gate)."""
     from pipeline.store.publish import publish as run_publish
 
     done = run_publish(
-        input, output, max_leakage=max_leakage, overwrite=overwrite, break_lock=break_lock
-    )
+        input, output, max_leakage=max_leakage, overwrite=overwrite, break_lock=break_lock,
+        allow_unmeasured=allow_unmeasured,
+    )  # fmt: skip
     if as_json:
         result_json(asdict(done))
         return
+    audited = (
+        "no cut measurable (--allow-unmeasured)"
+        if done.leakage is None
+        else f"audited leakage {done.leakage:.3f} <= {done.max_leakage:.3f}"
+    )
     result(
         f"published {done.destination}: store {done.store_id} version {done.store_version}, "
-        f"{done.objects} objects ({done.bytes / 1e6:.1f} MB) verified, audited leakage "
-        f"{done.leakage:.3f} <= {done.max_leakage:.3f}"
+        f"{done.objects} objects ({done.bytes / 1e6:.1f} MB) verified, {audited}"
     )

@@ -6,6 +6,9 @@ normal clip) of the privacy train split and scored on the privacy test split by 
 average precision (cMAP) over the attribute values. Chance is the cMAP of a constant scorer (the
 positive rate). Given the raw store, leakage = (cMAP - chance) / (cMAP_raw - chance) per seed: 1
 means the sanitized store leaks as much as the raw one, 0 means it leaks nothing a probe finds.
+A setting whose raw cMAP is less than MIN_RAW_MARGIN above chance is "unmeasured"
+(pipeline.probes.measurable): its ratio is noise, so the summary's worst leakage leaves it out and
+lists it, with how far above chance the sanitized store's attacker got there.
 
 The figures go into the store's metadata under ``audit``, so a downstream team reads them before
 deciding to use the store: ``pipeline.interop.read_audit(store)`` (None if never audited) or,
@@ -21,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ from pipeline.errors import ConfigError, StoreError
 from pipeline.probes.attacker import ATTACK_SOURCES, ATTACKER_KINDS, AttackerConfig
 from pipeline.probes.evaluate import EvalConfig, _add_leakage, run_probes
 from pipeline.probes.features import ProbeFeatures, load_features
+from pipeline.probes.measurable import MIN_RAW_MARGIN, measurability, raw_margin
 from pipeline.store.lock import StoreLock
 from pipeline.store.reader import FeatureStore, open_store
 from pipeline.store.writer import read_attrs, with_event, write_attrs
@@ -42,7 +45,8 @@ log = logging.getLogger(__name__)
 AUDIT_KEY = "audit"
 """Key of the audit inside the store's ``anon_store`` root attrs object."""
 AUDIT_FORMAT = "anon-store.audit"
-AUDIT_VERSION = 1
+AUDIT_VERSION = 2
+"""2: settings whose raw signal is too weak to read a cut are listed apart (unmeasured)."""
 HEADLINE = "mlp_static"
 """The setting of the summary: the reference attacker (MLP on static clips, appearance only)."""
 
@@ -242,6 +246,9 @@ def _record(
         if raw is not None:
             raw_metrics = methods["raw"]["probes"].get(key, {}).get("metrics", {})
             entry["raw_cmap_person"] = raw_metrics.get("cmap_person")
+            margin = raw_margin(entry)
+            entry["raw_margin_person"] = margin
+            entry["measured"] = margin is not None and margin >= MIN_RAW_MARGIN
         results[setting] = entry
 
     def mean(setting: str, metric: str) -> float | None:
@@ -249,8 +256,15 @@ def _record(
 
     ran = [s for s, entry in results.items() if "skipped" not in entry]
     headline = HEADLINE if HEADLINE in ran else ran[0]
-    leakages = [mean(s, "leakage_person") for s in results]
-    leakages = [v for v in leakages if v is not None and math.isfinite(v)]
+    readable = measurability(results)
+    if readable.unmeasured:
+        log.warning(
+            "audit: the raw features' attacker is under %.2f cMAP above chance on %s: no cut can "
+            "be read there (the features may not carry the attributes for it, or the privacy "
+            "split is too small to show them)",
+            MIN_RAW_MARGIN,
+            ", ".join(readable.unmeasured),
+        )
     train, test = features["privacy_train"], features["privacy_test"]
     return {
         "format": AUDIT_FORMAT,
@@ -287,7 +301,10 @@ def _record(
             "chance_person": mean(headline, "chance_person"),
             "raw_cmap_person": mean(headline, "raw_cmap_person"),
             "leakage_person": mean(headline, "leakage_person"),
-            "max_leakage_person": max(leakages) if leakages else None,
+            "max_leakage_person": readable.max_leakage,
+            "min_raw_margin": MIN_RAW_MARGIN if raw is not None else None,
+            "unmeasured_settings": list(readable.unmeasured),
+            "max_unmeasured_excess": readable.max_unmeasured_excess,
         },
     }
 
@@ -339,13 +356,17 @@ def audit_table_rows(record: dict[str, Any]) -> list[tuple[str, ...]]:
         if "skipped" in entry:
             rows.append((setting, f"skipped: {entry['skipped']}", "", "", ""))
             continue
+        margin = entry.get("raw_margin_person")
+        leakage = cell(entry.get("leakage_person"))
+        if entry.get("measured") is False and margin is not None:
+            leakage = f"unmeasured: raw {margin:+.3f} over chance"
         rows.append(
             (
                 setting,
                 cell(entry.get("cmap_person")),
                 cell(entry.get("chance_person")),
                 cell(entry.get("raw_cmap_person")),
-                cell(entry.get("leakage_person")),
+                leakage,
             )
         )
     return rows

@@ -30,6 +30,7 @@ from pipeline.probes.attacker import (
 from pipeline.probes.bias import bias_probe
 from pipeline.probes.detection import DetectorConfig, tad_probe
 from pipeline.probes.features import ProbeFeatures, load_features
+from pipeline.probes.measurable import MIN_RAW_MARGIN, weak_raw_probes
 from pipeline.probes.report import EvalReport, write_report
 from pipeline.probes.stats import finite_or_none, summarize, summarize_runs
 from pipeline.store.reader import FeatureStore
@@ -354,7 +355,7 @@ def _leakage(run: Mapping[str, float | None], raw: Mapping[str, float | None]) -
     if None in values or None in refs:
         return math.nan
     above = refs[0] - refs[1]
-    if abs(above) < 1e-9:
+    if above < 1e-9:  # raw at or below chance: nothing to be a fraction of (the sign would flip)
         return math.nan
     return (values[0] - values[1]) / above
 
@@ -436,6 +437,14 @@ def evaluate(
                 name, stores[name], raw, name == raw_method, config, tick
             )
     _add_leakage(methods, raw_method, config)
+    weak = weak_raw_probes(methods[raw_method]["probes"])
+    if weak:
+        log.warning(
+            "the raw features' attacker is under %.2f cMAP above chance on %s: cuts there are "
+            "noise, not protection (report.md lists them)",
+            MIN_RAW_MARGIN,
+            ", ".join(weak),
+        )
     ablation_names = [
         m for m in order if (m in ablations if ablations is not None else m.startswith("aam_"))
     ]

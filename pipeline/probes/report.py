@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from pipeline.probes.measurable import MIN_RAW_MARGIN, weak_raw_probes
+
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 PLOT_PNG = "privacy_utility.png"
@@ -238,6 +240,23 @@ def _skipped(data: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _unmeasured_notes(data: Mapping[str, Any]) -> list[str]:
+    """A warning per privacy setting whose raw attacker is too near chance to read a cut."""
+    raw = data["methods"].get(data["raw_method"], {})
+    weak = weak_raw_probes(raw.get("probes", {}))
+    if not weak:
+        return []
+    lines = [
+        f"**Unmeasured**: on these settings the raw features' attacker is less than "
+        f"{100 * MIN_RAW_MARGIN:.0f} points of cMAP above chance, so a method's cut and leakage "
+        "there are noise, not protection (the features may not carry the attributes for this "
+        "attacker, or the privacy split is too small to show them):",
+        "",
+    ]
+    lines += [f"- {probe}: raw {100 * margin:+.1f} over chance" for probe, margin in weak.items()]
+    return [*lines, ""]
+
+
 def report_markdown(data: Mapping[str, Any]) -> str:
     """The whole report.md."""
     seeds = data["config"]["seeds"]
@@ -263,6 +282,7 @@ def report_markdown(data: Mapping[str, Any]) -> str:
         "",
         _privacy_table(data, data["methods_order"]),
         "",
+        *_unmeasured_notes(data),
     ]
     for probe, title in (
         ("privacy_mlp_static", "MLP attacker, static clips"),

@@ -2,7 +2,11 @@
 
 `publish` copies a sanitized store to a downstream location (a local path or s3://...) after
 checking that it is sanitized (never raw), complete, audited at its current version (an append
-since the audit makes it stale) with a leakage figure at or under the threshold. Every object is
+since the audit makes it stale) with a leakage figure at or under the threshold. Attacker
+settings whose raw signal was too weak to read a cut (pipeline.probes.measurable) are judged on
+what the sanitized store's attacker found there: it must also stay under the margin above chance.
+An audit in which no setting could be measured certifies nothing and is refused unless
+``allow_unmeasured``. Every object is
 copied, read back and compared by sha256; the root metadata document, which records when and
 from which store version the copy was published, is written last, so a reader of the
 destination sees nothing until the copy is whole. Any refusal leaves the destination untouched.
@@ -22,6 +26,7 @@ from typing import Any
 import zarr
 
 from pipeline.errors import StoreError
+from pipeline.probes.measurable import MIN_RAW_MARGIN, measurability
 from pipeline.store.location import StoreLocation
 from pipeline.store.lock import StoreLock
 from pipeline.store.reader import FeatureStore, open_store
@@ -51,13 +56,17 @@ class PublishResult:
     store_version: int
     objects: int
     bytes: int
-    leakage: float
+    leakage: float | None
+    """Worst audited leakage over the measured settings (None: none was, allow_unmeasured)."""
     max_leakage: float
     seconds: float
 
 
-def check_publishable(store: FeatureStore, max_leakage: float) -> float:
-    """The audited worst leakage of `store`; StoreError (one line) if it may not be published."""
+def check_publishable(
+    store: FeatureStore, max_leakage: float, *, allow_unmeasured: bool = False
+) -> float | None:
+    """The audited worst leakage of `store` over the measured settings (None when none was and
+    ``allow_unmeasured``); StoreError (one line) if it may not be published."""
     where = store.location
     if store.kind != "sanitized":
         raise StoreError(f"{where} is a {store.kind} store: only sanitized stores are published")
@@ -72,12 +81,36 @@ def check_publishable(store: FeatureStore, max_leakage: float) -> float:
             f"{where}'s audit is stale (it audited version {audited}, the store is at version "
             f"{version}): audit it again"
         )
-    leakage = (audit.get("summary") or {}).get("max_leakage_person")
-    if leakage is None:
+    # Recomputed from the per-setting results, so an audit recorded before settings were told
+    # apart (format 1) is judged by the same rule.
+    readable = measurability(audit.get("results") or {})
+    if not readable.measured and not readable.unmeasured:
         raise StoreError(
             f"{where}'s audit has no leakage figure (it was run without the raw store): audit "
             "again with --raw RAW"
         )
+    excess = readable.max_unmeasured_excess
+    if excess is not None and excess >= MIN_RAW_MARGIN:
+        raise StoreError(
+            f"{where} leaks too much to publish: its attacker is {excess:.3f} cMAP above chance "
+            f"on {', '.join(readable.unmeasured)}, where the raw features' was under "
+            f"{MIN_RAW_MARGIN:.2f} (the sanitized features leak more than the raw ones)"
+        )
+    if not readable.measured:
+        if not allow_unmeasured:
+            splits = audit.get("splits") or {}
+            raise StoreError(
+                f"{where}'s audit measured nothing: the raw features' attackers are under "
+                f"{MIN_RAW_MARGIN:.2f} cMAP above chance on every setting, so no cut can be "
+                "read (the features may not carry the attributes, or the privacy split is too "
+                f"small to show them: {splits.get('train_videos')} / "
+                f"{splits.get('test_videos')} videos); audit with more labelled videos, or "
+                "pass --allow-unmeasured to publish a store whose attackers found nothing"
+            )
+        return None
+    leakage = readable.max_leakage
+    if leakage is None:
+        raise StoreError(f"{where}'s audit has no leakage figure: audit again with --raw RAW")
     if float(leakage) > max_leakage:
         raise StoreError(
             f"{where} leaks too much to publish: audited leakage {float(leakage):.3f} > "
@@ -93,6 +126,7 @@ def publish(
     max_leakage: float = DEFAULT_MAX_LEAKAGE,
     overwrite: bool = False,
     break_lock: bool = False,
+    allow_unmeasured: bool = False,
     storage_options: dict | None = None,
     destination_options: dict | None = None,
     workers: int = 8,
@@ -105,7 +139,7 @@ def publish(
     target = StoreLocation.parse(destination, destination_options)
     if source.location.contains(target) or target.contains(source.location):
         raise StoreError(f"destination {target} overlaps the store {source.location}")
-    leakage = check_publishable(source, max_leakage)
+    leakage = check_publishable(source, max_leakage, allow_unmeasured=allow_unmeasured)
     with StoreLock(target, break_lock=break_lock, command="anon-store publish"):
         _check_destination(target, overwrite)
         with StoreLock(source.location, break_lock=False, command="anon-store publish (source)"):
@@ -146,7 +180,11 @@ def _refuse_foreign(target: StoreLocation) -> None:
 
 
 def _copy(
-    source: FeatureStore, target: StoreLocation, leakage: float, max_leakage: float, workers: int
+    source: FeatureStore,
+    target: StoreLocation,
+    leakage: float | None,
+    max_leakage: float,
+    workers: int,
 ) -> tuple[int, int]:
     src_fs, src_path = source.location.filesystem()
     dst_fs, dst_path = target.filesystem()

@@ -12,8 +12,9 @@ import xarray as xr
 import zarr
 
 from pipeline.errors import ConfigError, StoreError
-from pipeline.probes.audit import AUDIT_KEY, AuditConfig, audit
-from pipeline.probes.features import ProbeFeatures
+from pipeline.probes.audit import AUDIT_KEY, AuditConfig, audit, audit_table_rows
+from pipeline.probes.features import ProbeFeatures, load_features
+from pipeline.probes.measurable import MIN_RAW_MARGIN
 from pipeline.store.reader import open_store
 from pipeline.store.summary import summarize
 from pipeline.store.writer import update_attrs
@@ -101,6 +102,9 @@ def test_audit_records_figures_and_leaves_the_store_valid(stores, scrubbed_audit
     assert -0.3 < summary["leakage_person"] < 0.3
     for entry in record["results"].values():
         assert entry["cmap_person"]["n"] == 2 and len(entry["leakage_person"]["values"]) == 2
+        assert entry["measured"] and entry["raw_margin_person"] > MIN_RAW_MARGIN
+    assert summary["unmeasured_settings"] == [] and summary["max_unmeasured_excess"] is None
+    assert summary["max_leakage_person"] >= summary["leakage_person"]
     assert summarize(open_store(stores["scrubbed"]))["audit"] == record  # `anon-store inspect`
 
 
@@ -108,6 +112,23 @@ def test_a_store_holding_raw_features_leaks_fully(stores) -> None:
     result = audit(stores["copy"], FAST, raw=stores["raw"], write=False)
     assert 0.8 < result.summary["leakage_person"] < 1.2
     assert AUDIT_KEY not in open_store(stores["copy"]).meta  # write=False: nothing recorded
+
+
+def test_raw_features_near_chance_leave_every_setting_unmeasured(stores, tmp_path) -> None:
+    # Raw features that carry nothing of the person attributes: any "cut" would be noise.
+    planted = load_features(open_store(stores["raw"]), ["privacy_train", "privacy_test"])
+    blank = planted.map_features(_scrub)
+    raw = write_store(tmp_path / "blank-raw.zarr", blank)
+    sanitized = _sanitized(tmp_path / "blank.zarr", blank, open_store(raw.url).store_id)
+    record = audit(sanitized, FAST, raw=raw.url, write=False).record
+    for entry in record["results"].values():
+        assert entry["measured"] is False and entry["raw_margin_person"] < MIN_RAW_MARGIN
+    summary = record["summary"]
+    assert summary["max_leakage_person"] is None and summary["min_raw_margin"] == MIN_RAW_MARGIN
+    assert sorted(summary["unmeasured_settings"]) == sorted(record["results"])
+    assert summary["max_unmeasured_excess"] < MIN_RAW_MARGIN
+    rows = audit_table_rows(record)
+    assert all(row[-1].startswith("unmeasured: raw ") for row in rows)
 
 
 def test_downstream_reads_the_audit_without_anon_store(stores, scrubbed_audit) -> None:

@@ -88,18 +88,42 @@ def test_publish_copies_verifies_and_records(audited, tmp_path):
     assert publish(source, dest, overwrite=True).objects == result.objects
 
 
+def _with_results(record: dict, change) -> dict:
+    """``record`` with change(setting, entry) -> entry applied to every attacker setting."""
+    results = {name: change(name, dict(entry)) for name, entry in record["results"].items()}
+    return {**record, "results": results}
+
+
+def _mean(value: float) -> dict:
+    return {"mean": value, "ci": 0.01}
+
+
 def test_every_refusal_leaves_the_destination_untouched(audited, tmp_path):
     clean = audited["clean"]
     meta = open_store(clean).meta
-    summary = meta["audit"]["summary"]
-    leaky = {**meta["audit"], "summary": {**summary, "max_leakage_person": 0.9}}
-    no_figure = {**meta["audit"], "summary": {**summary, "max_leakage_person": None}}
+    record = meta["audit"]
+    leaky = _with_results(record, lambda name, e: {**e, "leakage_person": _mean(0.9)})
+    no_figure = _with_results(record, lambda name, e: {**e, "raw_cmap_person": None})
+    # raw attackers near chance everywhere: nothing measured, the gate cannot certify
+    chance = {name: e["chance_person"]["mean"] for name, e in record["results"].items()}
+    blank = _with_results(
+        record, lambda name, e: {**e, "raw_cmap_person": _mean(chance[name] + 0.01)}
+    )
+    # ... and on one such setting the sanitized store leaks MORE than the raw one
+    worse = _with_results(
+        blank,
+        lambda name, e: (
+            {**e, "cmap_person": _mean(chance[name] + 0.2)} if name == "mlp_clip" else e
+        ),
+    )
     cases = [
         (audited["raw"], {}, "only sanitized stores are published"),
         (_copy_with(tmp_path, clean, audit=None), {}, "never audited"),
         (_copy_with(tmp_path, clean, version=meta["version"] + 1), {}, "audit is stale"),
         (_copy_with(tmp_path, clean, audit=leaky), {}, "leaks too much"),
         (_copy_with(tmp_path, clean, audit=no_figure), {}, "no leakage figure"),
+        (_copy_with(tmp_path, clean, audit=blank), {}, "measured nothing"),
+        (_copy_with(tmp_path, clean, audit=worse), {"allow_unmeasured": True}, "leak more"),
         (clean, {"max_leakage": 1.5}, "must be in"),
     ]
     for store, options, message in cases:
@@ -114,6 +138,38 @@ def test_every_refusal_leaves_the_destination_untouched(audited, tmp_path):
         with pytest.raises(StoreError):
             publish(clean, foreign, overwrite=overwrite)
         assert _snapshot(foreign) == {"notes.txt": b"not a store"}
+
+
+def test_unmeasured_settings_are_judged_on_what_the_store_itself_leaks(audited, tmp_path):
+    clean = audited["clean"]
+    record = open_store(clean).meta["audit"]
+    chance = {name: e["chance_person"]["mean"] for name, e in record["results"].items()}
+    measured = {name: e["leakage_person"]["mean"] for name, e in record["results"].items()}
+    # An audit recorded before settings were told apart (format 1): a setting whose raw signal
+    # was 0.01 above chance got a noise ratio of 5 into the summary's worst leakage.
+    noisy = _with_results(
+        record,
+        lambda name, e: {**e, "raw_cmap_person": _mean(chance[name] + 0.01),
+                         "leakage_person": _mean(5.0)}
+        if name == "mlp_clip"
+        else e,
+    )  # fmt: skip
+    noisy = {**noisy, "version": 1, "summary": {**noisy["summary"], "max_leakage_person": 5.0}}
+    for key in ("unmeasured_settings", "max_unmeasured_excess", "min_raw_margin"):
+        noisy["summary"].pop(key, None)
+    result = publish(_copy_with(tmp_path, clean, audit=noisy), tmp_path / "a.zarr")
+    others = [v for name, v in measured.items() if name != "mlp_clip"]
+    assert result.leakage == pytest.approx(max(others))
+    # nothing measurable: refused by default, published when asked (no leakage figure to show)
+    blank = _with_results(
+        record, lambda name, e: {**e, "raw_cmap_person": _mean(chance[name] + 0.01)}
+    )
+    source = _copy_with(tmp_path, clean, audit=blank)
+    with pytest.raises(StoreError, match="measured nothing"):
+        publish(source, tmp_path / "b.zarr")
+    result = publish(source, tmp_path / "b.zarr", allow_unmeasured=True)
+    assert result.leakage is None and validate(str(tmp_path / "b.zarr")) == []
+    assert open_store(tmp_path / "b.zarr").meta["published"]["audited_leakage"] is None
 
 
 def test_an_interrupted_publish_is_never_read_and_is_redone(audited, tmp_path, monkeypatch):
