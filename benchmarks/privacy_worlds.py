@@ -35,12 +35,16 @@ SETTINGS = {
 
 
 def parse_variant(text: str) -> tuple[str, str, dict[str, Any]]:
-    """ "name[:k=v,...]" -> (label, preset, overrides); numbers parsed, arch kept a string."""
+    """ "name[:k=v,...]" -> (label, preset, overrides); numbers parsed, anything else (arch,
+    selection_privacy) kept a string."""
     preset, _, rest = text.partition(":")
     overrides: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        overrides[key] = value if key == "arch" else float(value)
+        try:
+            overrides[key] = float(value)
+        except ValueError:
+            overrides[key] = value
         if key == "epochs":
             overrides[key] = int(float(value))
     return text, preset, overrides

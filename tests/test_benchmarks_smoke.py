@@ -139,3 +139,15 @@ def test_the_random_stand_in_has_the_tiny_default_encoders_architecture(tmp_path
         default.hidden_size,
         default.num_layers,
     )
+
+
+def test_privacy_worlds_variant_settings_keep_their_types():
+    from benchmarks.privacy_worlds import parse_variant
+
+    text = "recommended:w_swap=10,arch=mlp,selection_privacy=clip_retrieval,epochs=120"
+    assert parse_variant(text) == (
+        text,
+        "recommended",
+        {"w_swap": 10.0, "arch": "mlp", "selection_privacy": "clip_retrieval", "epochs": 120},
+    )
+    assert parse_variant("reference") == ("reference", "reference", {})
