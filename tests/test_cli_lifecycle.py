@@ -4,10 +4,13 @@ extract --append; results on stdout, one-line refusals on stderr, nothing writte
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from pathlib import Path
 
 from pipeline.store.reader import open_store
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/: the probes' store builders
 
 V1_FIXTURE = Path(__file__).parent / "store" / "fixtures" / "v1_store.zip"
 
@@ -64,3 +67,46 @@ def test_extract_append_through_the_cli(run_cli, tiny_benchmark, tiny_encoder_di
     assert open_store(store).num_videos == len(rows)
     code, out, err = run_cli("history", str(store))
     assert [line.split()[2] for line in out.strip().splitlines()] == ["created", "appended"]
+
+
+def test_an_audit_that_measured_nothing_is_not_published_unless_asked(run_cli, tmp_path):
+    """Raw features that carry nothing of the person attributes: the audit says "unmeasured",
+    inspect shows it, and the gate refuses to certify the store until told to."""
+    import numpy as np
+    from probes.store_helpers import write_store
+    from probes.synthetic import DATASET, trimmed
+
+    from pipeline.probes.features import ProbeFeatures
+    from pipeline.store.writer import update_attrs
+
+    def scrub(x: np.ndarray, part: str) -> np.ndarray:
+        out = x.copy()
+        noise = np.random.default_rng(len(x)).standard_normal((*x.shape[:-1], 5))
+        out[..., [4, 5, 6, 7, 11]] = noise  # the planted person dimensions
+        return out
+
+    rng = np.random.default_rng(0)
+    splits = {"privacy_train": trimmed(60, rng), "privacy_test": trimmed(40, rng)}
+    blank = ProbeFeatures(DATASET, splits, 16).map_features(scrub)
+    raw = write_store(tmp_path / "raw.zarr", blank)
+    sanitized = write_store(
+        tmp_path / "sanitized.zarr", blank, kind="sanitized",
+        input_store_id=open_store(raw.url).store_id,
+    )  # fmt: skip
+    update_attrs(sanitized.open_group("r+"), adapter={"sha256": "a" * 64}, input_fingerprint="f")
+    store = str(tmp_path / "sanitized.zarr")
+    code, out, err = run_cli(
+        "audit", "--input", store, "--raw", str(tmp_path / "raw.zarr"), "--fast", "--seeds", "0"
+    )
+    assert code == 0 and "unmeasured: raw" in out
+    code, out, err = run_cli("inspect", store)
+    assert code == 0 and "unmeasured:" in out
+    dest = tmp_path / "published.zarr"
+    code, out, err = run_cli("publish", "--input", store, "--output", str(dest))
+    assert code == 1 and "audit measured nothing" in err and err.count("\n") == 1
+    assert not dest.exists()
+    code, out, err = run_cli(
+        "publish", "--input", store, "--output", str(dest), "--allow-unmeasured", "--json"
+    )
+    assert code == 0 and json.loads(out)["leakage"] is None
+    assert open_store(dest).meta["published"]["audited_leakage"] is None
