@@ -14,6 +14,7 @@ from aam.tune_helpers import WITH_PRIVACY, fast_config, write_tune_store
 from pipeline.aam.checkpoint import load_adapter
 from pipeline.aam.tune import tune
 from pipeline.errors import ConfigError
+from pipeline.probes.measurable import MIN_RAW_MARGIN
 
 TRIAL_IDS = ["preset-recommended", "preset-reference", "sample-000"]
 
@@ -58,6 +59,10 @@ def test_outputs_report_the_attacker_and_mark_frontier_and_chosen(tuned):
     assert "raw features" in markdown and "| w_class |" in markdown
     assert "privacy_train split 70/30 by video" in markdown
     assert "privacy_test untouched" in markdown
+    # the warning that the attacker cannot rank trials appears exactly when raw barely leaks
+    margin = max(v["value"] - v["chance"] for v in report["raw"]["privacy_by_source"].values())
+    assert (report["privacy"]["warning"] is None) == (margin >= MIN_RAW_MARGIN)
+    assert ("**warning**" in markdown) == (report["privacy"]["warning"] is not None)
 
 
 def test_the_report_says_which_videos_the_attacker_used(tuned, store):

@@ -201,3 +201,17 @@ def test_selection_without_a_qualifying_trial_takes_the_best_utility_and_says_so
 
 def test_pareto_front_keeps_the_trials_nothing_beats_on_both_counts():
     assert pareto_front(RECORDS) == ["a", "b", "c"]
+
+
+def test_tune_warns_when_the_attacker_finds_nothing_in_the_raw_features():
+    from pipeline.aam.tune.run import weak_attacker_warning
+
+    def raw(static: float, clip: float) -> dict:
+        by = {"static": {"value": static, "chance": 0.33}, "clip": {"value": clip, "chance": 0.33}}
+        return {"privacy_by_source": by}
+
+    warning = weak_attacker_warning(raw(0.35, 0.34), "attacker")
+    assert warning is not None and "+0.020 cMAP over chance" in warning
+    assert weak_attacker_warning(raw(0.60, 0.34), "attacker") is None  # one kind leaks: ranks
+    assert weak_attacker_warning(raw(0.35, 0.34), "proxy") is None  # not cMAP
+    assert weak_attacker_warning({"privacy_by_source": {}}, "attacker") is None

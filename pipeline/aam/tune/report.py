@@ -75,6 +75,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"- privacy ({privacy['source']}: {privacy['reason']}): {privacy['metric']}, "
         f"{privacy['selected_on']}; lower is better",
         f"- privacy videos: {_videos(privacy)}",
+        *([f"- **warning**: {privacy['warning']}"] if privacy.get("warning") else []),
         f"- rule: lowest privacy among the trials within {summary['tolerance_points']:g} "
         f"point(s) of the raw features' val top-1 ({_fmt(raw.get('utility'))}"
         + (f", bar {bar:.3f}" if bar is not None else "")

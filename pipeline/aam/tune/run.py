@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -41,7 +42,10 @@ from pipeline.aam.tune.worker import (
     write_json,
 )
 from pipeline.errors import ConfigError, StoreError
+from pipeline.probes.measurable import MIN_RAW_MARGIN
 from pipeline.store.reader import FeatureStore, open_store
+
+log = logging.getLogger(__name__)
 
 SEARCH_FILE = "search.json"
 RAW_FILE = "raw.json"
@@ -299,6 +303,10 @@ def tune(
         raise ConfigError(
             f"every trial failed; the first: {failed[0]['trial_id']}: {failed[0].get('error')}"
         )
+    weak = weak_attacker_warning(raw, plan.source)
+    if weak:
+        log.warning("%s", weak)
+        say(weak)
     selection = select_trial(finished, raw.get("utility"), config.tolerance)
     frontier = pareto_front(finished)
     chosen = records[selection.trial_id]
@@ -323,6 +331,7 @@ def tune(
             "seed": plan.seed,
             "untouched": plan.privacy_test_split,
             "counts": raw.get("privacy_videos"),
+            "warning": weak,
         },
         "tolerance_points": config.tolerance,
         "raw": raw,
@@ -360,6 +369,26 @@ def tune(
         report_markdown=str(md_path),
         plot=str(plot_path),
         seconds=summary["seconds"],
+    )
+
+
+def weak_attacker_warning(raw: dict[str, Any], source: str) -> str | None:
+    """A warning when the attacker finds next to nothing in the RAW features (every clip kind
+    under MIN_RAW_MARGIN above chance): it then cannot rank the trials, and the selection's
+    privacy side is noise. None otherwise (and for the proxies, which are not cMAP)."""
+    if source != "attacker":
+        return None
+    margins = [
+        float(v["value"]) - float(v["chance"])
+        for v in (raw.get("privacy_by_source") or {}).values()
+        if v.get("value") is not None and v.get("chance") is not None
+    ]
+    if not margins or max(margins) >= MIN_RAW_MARGIN:
+        return None
+    return (
+        f"the attacker reaches at most {max(margins):+.3f} cMAP over chance on the RAW features "
+        f"(under {MIN_RAW_MARGIN:.2f}): it cannot rank the trials, so the choice among them is "
+        "noise on the privacy side; use more labelled privacy videos, or --privacy proxy"
     )
 
 
