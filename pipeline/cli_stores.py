@@ -105,7 +105,8 @@ def inspect(store: Store, as_json: Json = False) -> None:
     rows.append(("version", f"{summary['version']} ({summary['history_entries']} history entries)"))
     audit = summary["audit"] or {}
     audit_summary = audit.get("summary") or {}
-    audited = audit_summary.get("max_leakage_person")
+    worst = audit_summary.get("max_leakage_person")
+    audited = "n/a" if worst is None else f"{worst:.3f}"
     unmeasured = audit_summary.get("unmeasured_settings") or []
     if unmeasured:
         audited = f"{audited} (unmeasured: {', '.join(unmeasured)})"
