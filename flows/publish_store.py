@@ -31,11 +31,7 @@ def publish_store(
             allow_unmeasured=allow_unmeasured,
         )  # fmt: skip
     result = asdict(published)
-    audited = (
-        "no cut measurable (allow_unmeasured)"
-        if result["leakage"] is None
-        else f"audited leakage {result['leakage']:.3f} (max {result['max_leakage']})"
-    )
+    audited = published.audit_line()
     logger.info(
         "published %s (store %s, version %d): %d objects verified, %s",
         result["destination"],

@@ -282,12 +282,7 @@ def publish(
     if as_json:
         result_json(asdict(done))
         return
-    audited = (
-        "no cut measurable (--allow-unmeasured)"
-        if done.leakage is None
-        else f"audited leakage {done.leakage:.3f} <= {done.max_leakage:.3f}"
-    )
     result(
         f"published {done.destination}: store {done.store_id} version {done.store_version}, "
-        f"{done.objects} objects ({done.bytes / 1e6:.1f} MB) verified, {audited}"
+        f"{done.objects} objects ({done.bytes / 1e6:.1f} MB) verified, {done.audit_line()}"
     )

@@ -246,9 +246,7 @@ def _record(
         if raw is not None:
             raw_metrics = methods["raw"]["probes"].get(key, {}).get("metrics", {})
             entry["raw_cmap_person"] = raw_metrics.get("cmap_person")
-            margin = raw_margin(entry)
-            entry["raw_margin_person"] = margin
-            entry["measured"] = margin is not None and margin >= MIN_RAW_MARGIN
+            entry["raw_margin_person"] = raw_margin(entry)
         results[setting] = entry
 
     def mean(setting: str, metric: str) -> float | None:
@@ -257,6 +255,8 @@ def _record(
     ran = [s for s, entry in results.items() if "skipped" not in entry]
     headline = HEADLINE if HEADLINE in ran else ran[0]
     readable = measurability(results)
+    for setting in (*readable.measured, *readable.unmeasured):
+        results[setting]["measured"] = setting in readable.measured
     if readable.unmeasured:
         log.warning(
             "audit: the raw features' attacker is under %.2f cMAP above chance on %s: no cut can "

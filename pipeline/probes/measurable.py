@@ -10,7 +10,7 @@ the only thing the audit can say is how far above chance the sanitized store's o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,12 @@ MIN_RAW_MARGIN = 0.05
 """Smallest raw cMAP above chance (absolute, 0.05 = 5 points) for which a cut is read. Below
 it the raw features' attacker found next to nothing: either the features do not carry the
 attributes for that attacker, or the privacy split is too small to show it."""
+
+
+def is_measurable(margin: float) -> bool:
+    """Whether a raw cMAP this far above chance lets a cut be read (the one rule every reader
+    of attacker figures applies: audit, publish, evaluate, tune)."""
+    return margin >= MIN_RAW_MARGIN
 
 
 def _mean(entry: Mapping[str, Any] | None) -> float | None:
@@ -45,9 +51,7 @@ def raw_margin(entry: Mapping[str, Any]) -> float | None:
     return None if raw is None or chance is None else raw - chance
 
 
-def measurability(
-    results: Mapping[str, Mapping[str, Any]], min_raw_margin: float = MIN_RAW_MARGIN
-) -> Measurability:
+def measurability(results: Mapping[str, Mapping[str, Any]]) -> Measurability:
     """Split an audit's per-setting results (``audit`` record's ``results``) into measured and
     unmeasured settings; skipped settings and settings without a raw run are in neither."""
     measured: list[str] = []
@@ -58,7 +62,7 @@ def measurability(
         margin = None if "skipped" in entry else raw_margin(entry)
         if margin is None:
             continue
-        if margin >= min_raw_margin:
+        if is_measurable(margin):
             measured.append(setting)
             leakage = _mean(entry.get("leakage_person"))
             if leakage is not None:
@@ -76,19 +80,15 @@ def measurability(
     )
 
 
-def weak_raw_probes(
-    raw_probes: Mapping[str, Mapping[str, Any]],
-    names: Sequence[str] | None = None,
-    min_raw_margin: float = MIN_RAW_MARGIN,
-) -> dict[str, float]:
-    """{privacy probe: raw cMAP - chance} of the raw method's privacy probes under the margin
-    (``evaluate``'s per-method probes dict; ``names`` limits which probes are looked at)."""
+def weak_raw_probes(raw_probes: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """{privacy probe: raw cMAP - chance} of the raw method's privacy probes whose cut cannot be
+    read (``evaluate``'s per-method probes dict)."""
     weak: dict[str, float] = {}
     for name, probe in raw_probes.items():
-        if not name.startswith("privacy_") or (names is not None and name not in names):
+        if not name.startswith("privacy_"):
             continue
         metrics = probe.get("metrics") or {}
         cmap, chance = _mean(metrics.get("cmap_person")), _mean(metrics.get("chance_person"))
-        if cmap is not None and chance is not None and cmap - chance < min_raw_margin:
+        if cmap is not None and chance is not None and not is_measurable(cmap - chance):
             weak[name] = cmap - chance
     return weak

@@ -61,6 +61,12 @@ class PublishResult:
     max_leakage: float
     seconds: float
 
+    def audit_line(self) -> str:
+        """What the gate accepted, in words (the CLI's and the flow's result line)."""
+        if self.leakage is None:
+            return "no cut measurable (unmeasured audit allowed)"
+        return f"audited leakage {self.leakage:.3f} <= {self.max_leakage:.3f}"
+
 
 def check_publishable(
     store: FeatureStore, max_leakage: float, *, allow_unmeasured: bool = False

@@ -42,7 +42,7 @@ from pipeline.aam.tune.worker import (
     write_json,
 )
 from pipeline.errors import ConfigError, StoreError
-from pipeline.probes.measurable import MIN_RAW_MARGIN
+from pipeline.probes.measurable import MIN_RAW_MARGIN, is_measurable
 from pipeline.store.reader import FeatureStore, open_store
 
 log = logging.getLogger(__name__)
@@ -383,7 +383,7 @@ def weak_attacker_warning(raw: dict[str, Any], source: str) -> str | None:
         for v in (raw.get("privacy_by_source") or {}).values()
         if v.get("value") is not None and v.get("chance") is not None
     ]
-    if not margins or max(margins) >= MIN_RAW_MARGIN:
+    if not margins or is_measurable(max(margins)):
         return None
     return (
         f"the attacker reaches at most {max(margins):+.3f} cMAP over chance on the RAW features "
